@@ -1,0 +1,2 @@
+//! The `peerswarm` command-line node.
+fn main() {}

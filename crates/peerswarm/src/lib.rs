@@ -1,0 +1,1 @@
+//! peerswarm: a libp2p swarm with Go-style handles.

@@ -1,0 +1,23 @@
+//! Sans-IO cores of the libp2p wire protocols spoken by peerswarm.
+//!
+//! Nothing in this crate touches a socket, a clock or an executor. Each
+//! protocol is a state machine that takes bytes (and, where timing matters,
+//! `now`) and hands back bytes to send, events and the next deadline. The
+//! async crate `peerswarm` drives them over tokio.
+//!
+//! | module | spec |
+//! |---|---|
+//! | [`identity`] | peer-ids: keys, peer IDs, key files |
+//! | [`multistream`] | multistream-select 1.0 |
+//! | [`noise`] | noise-libp2p (`/noise`) handshake, payload and framing |
+//! | [`yamux`] | yamux (`/yamux/1.0.0`) session state machine |
+//! | [`plaintext`] | `/plaintext/2.0.0` (tests only) |
+//! | [`varint`], [`protobuf`] | the shared encodings |
+
+pub mod identity;
+pub mod multistream;
+pub mod noise;
+pub mod plaintext;
+pub mod protobuf;
+pub mod varint;
+pub mod yamux;

@@ -1,0 +1,1 @@
+//! Test helpers that run rust-libp2p peers beside peerswarm.
