@@ -1,1 +1,2 @@
-//! (in progress)
+//! Keys and peer IDs (in progress).
+pub use libp2p_identity::{Keypair, PeerId, PublicKey};

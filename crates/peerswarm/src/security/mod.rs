@@ -1,0 +1,22 @@
+//! Connection security: the channel that authenticates the remote peer and
+//! encrypts everything after it.
+//!
+//! Both handshakes end in the same place: a byte stream (`AsyncRead +
+//! AsyncWrite`) plus a [`SecureInfo`] naming the authenticated remote.
+
+pub(crate) mod noise;
+pub(crate) mod plaintext;
+
+use peerswarm_proto::identity::{PeerId, PublicKey};
+
+/// What a completed security handshake learned about the remote.
+#[derive(Debug, Clone)]
+pub struct SecureInfo {
+    /// The remote's peer ID, derived from `remote_public_key`.
+    pub remote_peer_id: PeerId,
+    /// The remote's identity key, as authenticated by the handshake.
+    pub remote_public_key: PublicKey,
+    /// The stream muxer agreed inside the handshake (Noise's `stream_muxers`
+    /// extension), or `None` when it must be negotiated with multistream.
+    pub muxer: Option<String>,
+}
