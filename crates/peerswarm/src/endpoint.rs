@@ -1,0 +1,252 @@
+//! The endpoint: dials and listens, and hands out upgraded [`Connection`]s.
+//!
+//! An endpoint is the lowest public layer: one local identity, the TCP
+//! transport and the upgrader. It tracks nothing about the connections it
+//! makes; the swarm builds peer bookkeeping on top of it.
+
+use crate::connection::{Connection, Direction};
+use crate::transport::{tcp, TransportError};
+use crate::upgrade::{Security, Upgrader};
+use crate::yamux;
+use multiaddr::Multiaddr;
+use peerswarm_proto::identity::{Keypair, PeerId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+
+/// Settings of an [`Endpoint`]. Build with [`EndpointConfig::new`], then the
+/// `with_*` setters.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    keypair: Keypair,
+    security: Security,
+    yamux: yamux::Config,
+    handshake_timeout: Duration,
+    negotiation_timeout: Duration,
+    max_pending_inbound: usize,
+    accept_backlog: usize,
+}
+
+impl EndpointConfig {
+    /// Defaults around the node's identity: Noise, yamux with its defaults,
+    /// a 10 s handshake timeout, 64 pending inbound handshakes.
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            security: Security::Noise,
+            yamux: yamux::Config::default(),
+            handshake_timeout: Duration::from_secs(10),
+            negotiation_timeout: Duration::from_secs(10),
+            max_pending_inbound: 64,
+            accept_backlog: 32,
+        }
+    }
+
+    /// Replaces Noise with `/plaintext/2.0.0`: **no encryption and no
+    /// authentication**; any peer can claim any peer ID. Tests and benchmarks
+    /// only. Default: off.
+    pub fn with_insecure_plaintext(mut self) -> Self {
+        self.security = Security::InsecurePlaintext;
+        self
+    }
+
+    /// The yamux settings (windows, stream caps, keep-alive).
+    pub fn with_yamux_config(mut self, config: yamux::Config) -> Self {
+        self.yamux = config;
+        self
+    }
+
+    /// The time allowed from TCP connect (or accept) to a secured and
+    /// multiplexed connection. Default 10 s. A shorter timeout frees the
+    /// resources of silent peers sooner but fails on very slow links.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The time allowed to agree on a stream's protocol. Default 10 s.
+    pub fn with_negotiation_timeout(mut self, timeout: Duration) -> Self {
+        self.negotiation_timeout = timeout;
+        self
+    }
+
+    /// How many inbound connections may be handshaking at once, per listener.
+    /// Connections arriving beyond it are closed at once. Default 64. Each
+    /// pending handshake costs a socket and a few KiB.
+    pub fn with_max_pending_inbound(mut self, max: usize) -> Self {
+        self.max_pending_inbound = max.max(1);
+        self
+    }
+
+    /// The node's identity.
+    pub fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+}
+
+/// Dials and listens with one local identity. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    inner: Arc<EndpointInner>,
+}
+
+#[derive(Debug)]
+struct EndpointInner {
+    upgrader: Upgrader,
+    local_peer_id: PeerId,
+    config: EndpointConfig,
+}
+
+impl Endpoint {
+    /// Creates an endpoint. Nothing is opened until `listen` or `dial`.
+    pub fn new(config: EndpointConfig) -> Self {
+        let upgrader = Upgrader {
+            keypair: config.keypair.clone(),
+            security: config.security,
+            yamux: config.yamux.clone(),
+            handshake_timeout: config.handshake_timeout,
+        };
+        let local_peer_id = config.keypair.public().to_peer_id();
+        Self { inner: Arc::new(EndpointInner { upgrader, local_peer_id, config }) }
+    }
+
+    /// This node's peer ID.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.inner.local_peer_id
+    }
+
+    /// Connects to `addr`, secures and multiplexes the connection.
+    ///
+    /// With `expected` set, the handshake fails unless the remote proves that
+    /// identity. The whole dial (TCP connect included) is bounded by the
+    /// handshake timeout.
+    pub async fn dial(&self, addr: &Multiaddr, expected: Option<PeerId>) -> Result<Connection, TransportError> {
+        let timeout = self.inner.config.handshake_timeout;
+        let dial = async {
+            let tcp = tcp::dial(addr).await?;
+            let local_addr = tcp.local_addr().map(tcp::multiaddr).map_err(|source| TransportError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+            let upgraded = self
+                .inner
+                .upgrader
+                .outbound(tcp, expected)
+                .await
+                .map_err(|source| TransportError::Upgrade { addr: addr.clone(), source })?;
+            Ok(Connection::new(upgraded, local_addr, strip_p2p(addr), Direction::Outbound, self.inner.config.negotiation_timeout))
+        };
+        tokio::time::timeout(timeout, dial)
+            .await
+            .map_err(|_| TransportError::Timeout { addr: addr.clone() })?
+    }
+
+    /// Starts listening on `addr` (`/ip4|ip6/A/tcp/P`; port 0 picks a free
+    /// port, reported by [`Listener::local_addr`]).
+    pub async fn listen(&self, addr: &Multiaddr) -> Result<Listener, TransportError> {
+        let (socket, local_addr) = tcp::listen(addr)?;
+        let config = &self.inner.config;
+        let (tx, rx) = mpsc::channel(config.accept_backlog);
+        let task = tokio::spawn(accept_loop(
+            socket,
+            local_addr.clone(),
+            self.inner.upgrader.clone(),
+            Arc::new(Semaphore::new(config.max_pending_inbound)),
+            config.negotiation_timeout,
+            tx,
+        ));
+        Ok(Listener { local_addr, incoming: rx, task })
+    }
+}
+
+/// Removes a trailing `/p2p/ID` (the remote address of a connection is where
+/// it goes, not whom).
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    let mut addr = addr.clone();
+    if let Some(multiaddr::Protocol::P2p(_)) = addr.iter().last() {
+        addr.pop();
+    }
+    addr
+}
+
+/// Accepts TCP connections and upgrades each in its own task, at most
+/// `pending` at a time; upgraded connections queue in `tx` (bounded) until
+/// [`Listener::accept`] takes them.
+async fn accept_loop(
+    socket: tokio::net::TcpListener,
+    local_addr: Multiaddr,
+    upgrader: Upgrader,
+    pending: Arc<Semaphore>,
+    negotiation_timeout: Duration,
+    tx: mpsc::Sender<Connection>,
+) {
+    // Upgrades live in this set so that closing the listener aborts them.
+    let mut upgrades = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            Some(_) = upgrades.join_next(), if !upgrades.is_empty() => continue,
+            _ = tx.closed() => return,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Typically EMFILE: back off instead of spinning on the error.
+                tracing::warn!(%local_addr, %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            tracing::debug!(%remote, "too many pending inbound handshakes; dropping connection");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let upgrader = upgrader.clone();
+        let tx = tx.clone();
+        let local_addr = local_addr.clone();
+        upgrades.spawn(async move {
+            let remote_addr = tcp::multiaddr(remote);
+            match upgrader.inbound(tcp).await {
+                Ok(upgraded) => {
+                    let conn = Connection::new(upgraded, local_addr, remote_addr, Direction::Inbound, negotiation_timeout);
+                    // Hold the permit while queued: a full queue throttles accepts.
+                    let _ = tx.send(conn).await;
+                }
+                Err(error) => tracing::debug!(%remote_addr, %error, "inbound upgrade failed"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// A listening socket, yielding upgraded inbound connections.
+///
+/// Dropping it closes the socket and aborts handshakes in progress;
+/// connections already accepted live on.
+#[derive(Debug)]
+pub struct Listener {
+    local_addr: Multiaddr,
+    incoming: mpsc::Receiver<Connection>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// The address bound, with the real port.
+    pub fn local_addr(&self) -> &Multiaddr {
+        &self.local_addr
+    }
+
+    /// The next upgraded inbound connection. Connections whose handshake
+    /// fails are logged and skipped; `None` once the listener has stopped.
+    pub async fn accept(&mut self) -> Option<Connection> {
+        self.incoming.recv().await
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

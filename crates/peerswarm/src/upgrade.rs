@@ -1,0 +1,207 @@
+//! The upgrader: turns a raw transport stream into an authenticated,
+//! multiplexed connection.
+//!
+//! ```text
+//! outbound: TCP ─ multistream (lazy: "/noise") ─ Noise XX ─┬─ muxer agreed in Noise ─┬─ yamux (client)
+//!                                                          └─ multistream (lazy: "/yamux/1.0.0") ─┘
+//! inbound:  TCP ─ multistream (answer "/noise") ─ Noise XX ─┬─ muxer agreed in Noise ─┬─ yamux (server)
+//!                                                           └─ multistream (answer) ───┘
+//! ```
+//!
+//! The dialer proposes exactly one security protocol and one muxer, so both
+//! negotiations are optimistic: the multistream header and proposal ride in
+//! the same write as the first handshake message (or the first yamux frame),
+//! and no round trip is spent waiting for the echo. When both sides offer
+//! Noise's `stream_muxers` extension, the muxer is agreed inside the
+//! handshake and the second negotiation disappears altogether.
+//!
+//! The whole upgrade runs under one deadline (`handshake_timeout`): a peer
+//! that connects and then says nothing costs us one timer, not a task forever.
+
+use crate::multistream::{self, NegotiationError};
+use crate::security::{noise, plaintext, SecureInfo};
+use crate::yamux;
+use peerswarm_proto::identity::{Keypair, PeerId};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+pub use crate::security::noise::NoiseError;
+pub use crate::security::plaintext::PlaintextError;
+
+/// The protocol ID of Noise, the default security protocol.
+pub const NOISE_PROTOCOL: &str = "/noise";
+/// The protocol ID of plaintext, the insecure test-only "security" protocol.
+pub const PLAINTEXT_PROTOCOL: &str = "/plaintext/2.0.0";
+/// The protocol ID of yamux, the stream muxer.
+pub const YAMUX_PROTOCOL: &str = "/yamux/1.0.0";
+
+/// How connections are secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Security {
+    /// Noise XX (`/noise`): authenticated and encrypted. The default.
+    #[default]
+    Noise,
+    /// `/plaintext/2.0.0`: peer IDs are exchanged but **nothing is
+    /// authenticated or encrypted**. For tests and benchmarks only.
+    InsecurePlaintext,
+}
+
+impl Security {
+    fn protocol_id(self) -> &'static str {
+        match self {
+            Security::Noise => NOISE_PROTOCOL,
+            Security::InsecurePlaintext => PLAINTEXT_PROTOCOL,
+        }
+    }
+}
+
+/// Why a connection could not be upgraded.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    /// The peers could not agree on a security protocol.
+    #[error("security protocol negotiation failed: {0}")]
+    SecurityNegotiation(#[source] NegotiationError),
+    /// The Noise handshake failed (bad signature, wrong peer, bad frame, ...).
+    #[error("noise handshake failed: {0}")]
+    Noise(#[source] NoiseError),
+    /// The plaintext exchange failed.
+    #[error("plaintext handshake failed: {0}")]
+    Plaintext(#[source] PlaintextError),
+    /// The peers could not agree on a stream muxer.
+    #[error("muxer negotiation failed: {0}")]
+    MuxerNegotiation(#[source] NegotiationError),
+    /// The handshake agreed on a muxer that this node does not implement.
+    #[error("unsupported muxer {0:?}")]
+    UnsupportedMuxer(String),
+    /// The socket failed while finishing the upgrade.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The upgrade did not finish within the handshake timeout.
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// A connection fresh out of the upgrader.
+#[derive(Debug)]
+pub(crate) struct Upgraded {
+    pub(crate) muxer: yamux::Connection,
+    pub(crate) info: SecureInfo,
+}
+
+/// Settings shared by every upgrade an endpoint performs.
+#[derive(Debug, Clone)]
+pub(crate) struct Upgrader {
+    pub(crate) keypair: Keypair,
+    pub(crate) security: Security,
+    pub(crate) yamux: yamux::Config,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Upgrader {
+    fn muxers() -> Vec<String> {
+        vec![YAMUX_PROTOCOL.to_owned()]
+    }
+
+    /// Upgrades a connection we initiated, checking the remote is `expected`.
+    pub(crate) async fn outbound<S>(&self, io: S, expected: Option<PeerId>) -> Result<Upgraded, UpgradeError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        tokio::time::timeout(self.handshake_timeout, self.outbound_inner(io, expected))
+            .await
+            .map_err(|_| UpgradeError::Timeout)?
+    }
+
+    /// Upgrades a connection the remote initiated.
+    pub(crate) async fn inbound<S>(&self, io: S) -> Result<Upgraded, UpgradeError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        tokio::time::timeout(self.handshake_timeout, self.inbound_inner(io))
+            .await
+            .map_err(|_| UpgradeError::Timeout)?
+    }
+
+    async fn outbound_inner<S>(&self, io: S, expected: Option<PeerId>) -> Result<Upgraded, UpgradeError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (_, io) = multistream::dialer_select(io, [self.security.protocol_id()], true)
+            .await
+            .map_err(UpgradeError::SecurityNegotiation)?;
+        match self.security {
+            Security::Noise => {
+                let (io, info) = noise::upgrade_outbound(io, &self.keypair, expected, &Self::muxers())
+                    .await
+                    .map_err(UpgradeError::Noise)?;
+                self.mux(io, info, yamux::Role::Client).await
+            }
+            Security::InsecurePlaintext => {
+                let (io, info) = plaintext::handshake(io, &self.keypair, expected)
+                    .await
+                    .map_err(UpgradeError::Plaintext)?;
+                self.mux(io, info, yamux::Role::Client).await
+            }
+        }
+    }
+
+    async fn inbound_inner<S>(&self, io: S) -> Result<Upgraded, UpgradeError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let wanted = self.security.protocol_id();
+        let (_, io) = multistream::listener_select(io, |p| p == wanted)
+            .await
+            .map_err(UpgradeError::SecurityNegotiation)?;
+        match self.security {
+            Security::Noise => {
+                let (io, info) = noise::upgrade_inbound(io, &self.keypair, &Self::muxers())
+                    .await
+                    .map_err(UpgradeError::Noise)?;
+                self.mux(io, info, yamux::Role::Server).await
+            }
+            Security::InsecurePlaintext => {
+                let (io, info) = plaintext::handshake(io, &self.keypair, None)
+                    .await
+                    .map_err(UpgradeError::Plaintext)?;
+                self.mux(io, info, yamux::Role::Server).await
+            }
+        }
+    }
+
+    /// Agrees on the muxer (unless the security handshake already did) and
+    /// starts its driver.
+    async fn mux<S>(&self, io: S, info: SecureInfo, role: yamux::Role) -> Result<Upgraded, UpgradeError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let muxer = match info.muxer.as_deref() {
+            Some(YAMUX_PROTOCOL) => yamux::Connection::new(io, role, self.yamux.clone()),
+            Some(other) => return Err(UpgradeError::UnsupportedMuxer(other.to_owned())),
+            None => {
+                let io = match role {
+                    yamux::Role::Client => {
+                        let (_, mut io) = multistream::dialer_select(io, [YAMUX_PROTOCOL], true)
+                            .await
+                            .map_err(UpgradeError::MuxerNegotiation)?;
+                        // Send the proposal now rather than with the first
+                        // frame: the listener may want to open the first stream.
+                        io.flush().await?;
+                        io
+                    }
+                    yamux::Role::Server => {
+                        multistream::listener_select(io, |p| p == YAMUX_PROTOCOL)
+                            .await
+                            .map_err(UpgradeError::MuxerNegotiation)?
+                            .1
+                    }
+                };
+                yamux::Connection::new(io, role, self.yamux.clone())
+            }
+        };
+        Ok(Upgraded { muxer, info })
+    }
+}
