@@ -42,7 +42,7 @@ pub enum TransportError {
         addr: Multiaddr,
         /// What went wrong.
         #[source]
-        source: crate::upgrade::UpgradeError,
+        source: Box<dyn std::error::Error + Send + Sync>, // UpgradeError once wired
     },
     /// The dial did not complete within its timeout.
     #[error("dial to {addr} timed out")]
