@@ -39,7 +39,9 @@
 // mod connection;
 // mod endpoint;
 pub mod multistream;
+pub mod peerstore;
 pub mod security;
+pub mod swarm;
 // mod stream;
 pub mod transport;
 // pub mod upgrade;

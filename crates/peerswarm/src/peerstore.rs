@@ -1,0 +1,1 @@
+//! The peerstore (in progress).

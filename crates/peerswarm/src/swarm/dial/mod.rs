@@ -1,0 +1,1 @@
+//! Dial scheduling (in progress).
