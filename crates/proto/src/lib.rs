@@ -12,11 +12,15 @@
 //! | [`noise`] | noise-libp2p (`/noise`) handshake, payload and framing |
 //! | [`yamux`] | yamux (`/yamux/1.0.0`) session state machine |
 //! | [`plaintext`] | `/plaintext/2.0.0` (tests only) |
+//! | [`identify`], [`ping`], [`perf`] | the built-in protocols' messages |
 //! | [`varint`], [`protobuf`] | the shared encodings |
 
+pub mod identify;
 pub mod identity;
 pub mod multistream;
 pub mod noise;
+pub mod perf;
+pub mod ping;
 pub mod plaintext;
 pub mod protobuf;
 pub mod varint;
