@@ -240,8 +240,8 @@ impl StreamState {
 ///   its (small, buffer-free once finished) state so reads keep reporting EOF
 ///   or reset.
 ///
-/// Time only enters through `now` arguments; [`read`] uses the time of the
-/// latest `handle_*` call for window auto-tuning.
+/// Time only enters through `now` arguments (reads take one because credit is
+/// returned, and windows tuned, when the application reads).
 ///
 /// # Flow control
 ///
@@ -521,7 +521,7 @@ impl Session {
     ///
     /// Unknown or reset stream; [`StreamError::ConnectionClosed`] once the
     /// buffered data is exhausted on an ended session without FIN.
-    pub fn read(&mut self, id: u32, buf: &mut [u8]) -> Result<Option<usize>, StreamError> {
+    pub fn read(&mut self, id: u32, buf: &mut [u8], now: Instant) -> Result<Option<usize>, StreamError> {
         let closed = self.closed.is_some();
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
@@ -558,7 +558,7 @@ impl Session {
         }
         // n <= buffered, a u32
         s.buffered -= n as u32;
-        self.maybe_update_window(id);
+        self.maybe_update_window(id, now);
         Ok(Some(n))
     }
 
@@ -569,7 +569,7 @@ impl Session {
     /// # Errors
     ///
     /// As [`Session::read`].
-    pub fn read_chunk(&mut self, id: u32, max: usize) -> Result<Option<Bytes>, StreamError> {
+    pub fn read_chunk(&mut self, id: u32, max: usize, now: Instant) -> Result<Option<Bytes>, StreamError> {
         let closed = self.closed.is_some();
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
@@ -588,7 +588,7 @@ impl Session {
         let chunk =
             if front.len() <= max { s.recv_buf.pop_front().unwrap_or_default() } else { front.split_to(max) };
         s.buffered -= chunk.len() as u32;
-        self.maybe_update_window(id);
+        self.maybe_update_window(id, now);
         Ok(Some(chunk))
     }
 
@@ -760,7 +760,7 @@ impl Session {
                 self.set_closed(Error::KeepAliveTimeout);
             }
         } else if self.next_keepalive.is_some_and(|t| now >= t) {
-            self.send_ping();
+            self.send_ping(now);
             self.next_keepalive = Some(now + interval);
         }
     }
@@ -797,7 +797,7 @@ impl Session {
             self.ctrl.push_back(Header::window_update(id, Flags::SYN, delta));
         }
         if self.want_rtt_ping && self.ping_out.is_none() && self.closed.is_none() {
-            self.send_ping();
+            self.send_ping(self.now);
         }
         if !self.ctrl.is_empty() {
             out.reserve(self.ctrl.len() * HEADER_LEN);
@@ -889,16 +889,15 @@ impl Session {
 
     fn on_data(&mut self, h: Header) {
         let id = h.stream_id;
-        if id == 0 {
-            // Data on the session id: nothing to deliver it to.
-            return self.discard(h);
-        }
         if h.flags.contains(Flags::SYN) {
             match self.on_syn(id) {
                 Ok(true) => {}
                 Ok(false) => return self.discard(h),
                 Err(e) => return self.fail(e),
             }
+        } else if id == 0 {
+            // Data on the session id: nothing to deliver it to.
+            return self.discard(h);
         }
         let Some(s) = self.streams.get_mut(&id) else {
             // Unknown or already forgotten stream: frames still in flight
@@ -943,15 +942,14 @@ impl Session {
 
     fn on_window_update(&mut self, h: Header) {
         let id = h.stream_id;
-        if id == 0 {
-            return;
-        }
         if h.flags.contains(Flags::SYN) {
             match self.on_syn(id) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => return self.fail(e),
             }
+        } else if id == 0 {
+            return;
         }
         let space = self.tx.len() < self.config.send_buffer_size;
         let Some(s) = self.streams.get_mut(&id) else {
@@ -1070,11 +1068,10 @@ impl Session {
 
     /// Credit-on-read: once half the window has been read, grant it back,
     /// doubling the window first if that half went by in under 2 RTTs.
-    fn maybe_update_window(&mut self, id: u32) {
+    fn maybe_update_window(&mut self, id: u32, now: Instant) {
         if self.closed.is_some() {
             return;
         }
-        let now = self.now;
         let rtt = self.rtt;
         let Some(s) = self.streams.get_mut(&id) else {
             return;
@@ -1104,17 +1101,20 @@ impl Session {
         s.recv_window += credit;
         let flags = s.take_open_flags();
         self.ctrl.push_back(Header::window_update(id, flags, credit));
+        // Refresh the RTT sample now, with the caller's clock (the session's
+        // own `now` may be stale while the sender is blocked on this window).
         if self.config.rtt_probe
+            && self.ping_out.is_none()
             && self.rtt_measured_at.is_none_or(|t| now.saturating_duration_since(t) > RTT_REFRESH)
         {
-            self.want_rtt_ping = true;
+            self.send_ping(now);
         }
     }
 
-    fn send_ping(&mut self) {
+    fn send_ping(&mut self, now: Instant) {
         let nonce = self.next_ping_nonce;
         self.next_ping_nonce = self.next_ping_nonce.wrapping_add(1);
-        self.ping_out = Some((nonce, self.now));
+        self.ping_out = Some((nonce, now));
         self.want_rtt_ping = false;
         self.ctrl.push_back(Header::ping(false, nonce));
     }
