@@ -1,1 +1,41 @@
 //! Test helpers that run rust-libp2p peers beside peerswarm.
+//!
+//! * [`RustNode`]: a rust-libp2p 0.57 swarm (TCP, Noise, yamux; ping,
+//!   libp2p-stream and an optional `/echo/1.0.0` service) on a background
+//!   tokio task, with a handle to dial, open and accept streams and watch
+//!   events.
+//! * [`exercise`]: stream exercises (echo, ping dialer and listener, send
+//!   while reading) over tokio `AsyncRead + AsyncWrite`, so the same code
+//!   drives a peerswarm `Stream` and a rust-libp2p [`RustStream`].
+//!
+//! peerswarm and rust-libp2p share `libp2p-identity` 0.3 and `multiaddr`
+//! 0.19, so `PeerId` and `Multiaddr` values pass between the two directly.
+//!
+//! The tests live in `tests/`; see `README.md`.
+
+mod echo_service;
+pub mod exercise;
+mod rust_node;
+
+pub use echo_service::ECHO_PROTOCOL;
+pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError};
+
+/// The `/ipfs/ping/1.0.0` protocol ID.
+pub const PING_PROTOCOL: &str = "/ipfs/ping/1.0.0";
+
+/// Awaits `future`, panicking with `what` if it takes longer than `limit`,
+/// so a hang fails the test instead of blocking CI.
+#[track_caller]
+pub fn within<F: std::future::Future>(
+    limit: std::time::Duration,
+    what: &'static str,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let caller = std::panic::Location::caller();
+    async move {
+        match tokio::time::timeout(limit, future).await {
+            Ok(output) => output,
+            Err(_) => panic!("{what}: timed out after {limit:?} (at {caller})"),
+        }
+    }
+}
