@@ -1,2 +1,0 @@
-//! Keys and peer IDs (in progress).
-pub use libp2p_identity::{Keypair, PeerId, PublicKey};
