@@ -4,6 +4,8 @@
 //!   libp2p-stream and an optional `/echo/1.0.0` service) on a background
 //!   tokio task, with a handle to dial, open and accept streams and watch
 //!   events.
+//! * [`RustYamux`]: rust-yamux 0.14 (the muxer inside rust-libp2p) over a
+//!   bare socket, to test peerswarm's yamux layer on its own.
 //! * [`exercise`]: stream exercises (echo, ping dialer and listener, send
 //!   while reading) over tokio `AsyncRead + AsyncWrite`, so the same code
 //!   drives a peerswarm `Stream` and a rust-libp2p [`RustStream`].
@@ -16,9 +18,11 @@
 mod echo_service;
 pub mod exercise;
 mod rust_node;
+mod rust_yamux;
 
 pub use echo_service::ECHO_PROTOCOL;
 pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError};
+pub use rust_yamux::{Mode as YamuxMode, RustYamux, RustYamuxStream};
 
 /// The `/ipfs/ping/1.0.0` protocol ID.
 pub const PING_PROTOCOL: &str = "/ipfs/ping/1.0.0";
