@@ -969,9 +969,15 @@ impl Session {
             return self.fail(ProtocolError::WindowOverflow { stream_id: id, window, delta: h.length });
         };
         s.send_window = window;
-        if h.length > 0 && s.write_blocked && space {
-            s.write_blocked = false;
-            self.events.push_back(Event::StreamWritable(id));
+        if h.length > 0 && s.write_blocked {
+            if space {
+                s.write_blocked = false;
+                self.events.push_back(Event::StreamWritable(id));
+            } else if !s.tx_waiting {
+                // window open but the transmit queue full: wake on drain
+                s.tx_waiting = true;
+                self.tx_waiters.push(id);
+            }
         }
         if h.flags.contains(Flags::FIN) {
             self.on_remote_fin(id);

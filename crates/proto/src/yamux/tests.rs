@@ -817,3 +817,30 @@ proptest! {
         prop_assert_eq!(hex::encode(transmit(&mut s)), "00020002000000000000004d");
     }
 }
+
+/// Regression: a writer blocked on its window whose update arrives while the
+/// transmit queue is full must still be woken when the queue drains.
+#[test]
+fn writer_blocked_on_window_woken_after_queue_drains() {
+    let now = Instant::now();
+    let mut c = cfg();
+    c.set_send_buffer_size(300 * KIB).unwrap();
+    let mut s = Session::new(Role::Client, c, now);
+    let a = s.open_stream().unwrap();
+    let b = s.open_stream().unwrap();
+    assert_eq!(s.write(a, &[0u8; 300 * KIB]).unwrap(), 256 * KIB);
+    assert_eq!(s.write(a, &[0u8; 1]).unwrap(), 0, "window exhausted");
+    transmit(&mut s);
+    assert_eq!(s.write(b, &[0u8; 300 * KIB]).unwrap(), 256 * KIB);
+    assert_eq!(s.write(b, &[0u8; 300 * KIB]).unwrap(), 0);
+    // refill the queue through stream b
+    feed(&mut s, &h(Header::window_update(b, Flags::ACK, 100 * KIB as u32)), now);
+    assert!(s.write(b, &[0u8; 300 * KIB]).unwrap() > 40 * KIB);
+    assert_eq!(s.write(b, &[0u8; 1]).unwrap(), 0, "queue full");
+    events(&mut s);
+    // queue is full (300 KiB): a's window update cannot wake it yet
+    feed(&mut s, &h(Header::window_update(a, Flags::ACK, 100 * KIB as u32)), now);
+    assert!(!events(&mut s).contains(&Event::StreamWritable(a)));
+    transmit(&mut s);
+    assert!(events(&mut s).contains(&Event::StreamWritable(a)));
+}

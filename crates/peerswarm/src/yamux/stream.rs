@@ -1,0 +1,164 @@
+//! The stream handle.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use peerswarm_proto::yamux::StreamError;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::connection::Inner;
+
+/// One yamux stream: `AsyncRead + AsyncWrite`.
+///
+/// * Reads return data, then `Ok(0)` after the peer's FIN; after the peer's
+///   RST (or our [`Stream::reset`]) they fail with
+///   [`io::ErrorKind::ConnectionReset`]; if the connection ends without FIN,
+///   with [`io::ErrorKind::ConnectionAborted`] once buffered data is read.
+/// * Writes complete as soon as the bytes are queued in the session, bounded
+///   by the peer's window and the connection's send buffer: a peer that
+///   stops reading blocks the writer. `poll_flush` is a no-op (the driver
+///   sends as soon as it can); `poll_shutdown` sends FIN.
+///
+/// # Drop
+///
+/// Dropping a stream releases it: if the peer has already finished sending
+/// (FIN or RST received), our side is closed with FIN after everything
+/// written — so a reply written and dropped is delivered; otherwise the peer
+/// may still be sending data nobody will read, and the stream is reset.
+/// Call [`Stream::close_write`] and read to EOF for a fully graceful close.
+pub struct Stream {
+    id: u32,
+    inner: Arc<Inner>,
+    locally_reset: bool,
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+fn to_io(e: StreamError) -> io::Error {
+    let kind = match e {
+        StreamError::Reset | StreamError::UnknownStream(_) => io::ErrorKind::ConnectionReset,
+        StreamError::WriteClosed => io::ErrorKind::BrokenPipe,
+        StreamError::ConnectionClosed => io::ErrorKind::ConnectionAborted,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
+
+impl Stream {
+    pub(super) fn new(id: u32, inner: Arc<Inner>) -> Stream {
+        Stream { id, inner, locally_reset: false }
+    }
+
+    /// The yamux stream id (odd if opened by the client, even if by the
+    /// server).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Half-closes the stream: FIN after the data already written. Reading
+    /// continues until the peer's FIN. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// The stream was reset or the connection ended.
+    pub async fn close_write(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_shutdown(cx)).await
+    }
+
+    /// Resets the stream (RST): buffered data in both directions is
+    /// discarded; further reads and writes fail with `ConnectionReset`.
+    pub fn reset(&mut self) {
+        if self.locally_reset {
+            return;
+        }
+        self.locally_reset = true;
+        let mut sh = self.inner.lock();
+        let _ = sh.session.reset(self.id);
+        sh.read_wakers.remove(&self.id);
+        sh.write_wakers.remove(&self.id);
+        sh.wake_driver();
+    }
+
+    fn reset_error() -> io::Error {
+        to_io(StreamError::Reset)
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.locally_reset {
+            return Poll::Ready(Err(Self::reset_error()));
+        }
+        let mut sh = self.inner.lock();
+        let dst = buf.initialize_unfilled();
+        match sh.session.read(self.id, dst, Instant::now()) {
+            Ok(Some(n)) => {
+                buf.advance(n);
+                if sh.session.has_transmit() {
+                    sh.wake_driver();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Ok(None) => {
+                sh.read_wakers.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if self.locally_reset {
+            return Poll::Ready(Err(Self::reset_error()));
+        }
+        let mut sh = self.inner.lock();
+        match sh.session.write(self.id, data) {
+            Ok(0) if !data.is_empty() => {
+                sh.write_wakers.insert(self.id, cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(n) => {
+                sh.wake_driver();
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.locally_reset {
+            return Poll::Ready(Err(Self::reset_error()));
+        }
+        let mut sh = self.inner.lock();
+        let res = sh.session.close_write(self.id).map_err(to_io);
+        sh.wake_driver();
+        Poll::Ready(res)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.locally_reset {
+            return;
+        }
+        let mut sh = self.inner.lock();
+        sh.session.release(self.id);
+        sh.read_wakers.remove(&self.id);
+        sh.write_wakers.remove(&self.id);
+        sh.wake_driver();
+    }
+}
