@@ -2,6 +2,7 @@
 //! and an optional echo service) driven by a background tokio task.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use futures::StreamExt;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identity, noise, ping, plaintext, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -33,6 +34,10 @@ pub struct RustNodeConfig {
     pub ping_interval: Option<Duration>,
     /// Whether to answer `/echo/1.0.0` streams (default `false`).
     pub echo: bool,
+    /// Secure connections with `/plaintext/2.0.0` instead of Noise: peer
+    /// IDs are exchanged but nothing is authenticated or encrypted. For
+    /// telling Noise bugs from bugs above it. Default `false`.
+    pub insecure_plaintext: bool,
 }
 
 impl RustNodeConfig {
@@ -45,6 +50,12 @@ impl RustNodeConfig {
     /// Answers `/echo/1.0.0` streams.
     pub fn with_echo(mut self) -> Self {
         self.echo = true;
+        self
+    }
+
+    /// Uses `/plaintext/2.0.0` instead of Noise.
+    pub fn with_insecure_plaintext(mut self) -> Self {
+        self.insecure_plaintext = true;
         self
     }
 }
@@ -113,25 +124,37 @@ impl fmt::Debug for RustNode {
 }
 
 impl RustNode {
-    /// Builds the swarm (fresh ed25519 key, TCP + Noise + yamux with
-    /// rust-libp2p's defaults), listens on `/ip4/127.0.0.1/tcp/0` and
+    /// Builds the swarm (fresh ed25519 key, TCP + Noise (or plaintext) +
+    /// yamux with rust-libp2p's defaults), listens on `/ip4/127.0.0.1/tcp/0` and
     /// returns once the listen address is known.
     pub async fn spawn(config: RustNodeConfig) -> Result<Self, SetupError> {
-        let keypair = identity::Keypair::generate_ed25519();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
-            .with_behaviour(|_| Behaviour {
-                ping: config
-                    .ping_interval
-                    .map(|interval| ping::Behaviour::new(ping::Config::new().with_interval(interval)))
-                    .into(),
-                stream: libp2p_stream::Behaviour::new(),
-                echo: config.echo.then(echo_service::Behaviour::default).into(),
-            })?
-            // Keep idle connections: tests decide when a connection ends.
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-            .build();
+        let behaviour = Behaviour {
+            ping: config
+                .ping_interval
+                .map(|interval| ping::Behaviour::new(ping::Config::new().with_interval(interval)))
+                .into(),
+            stream: libp2p_stream::Behaviour::new(),
+            echo: config.echo.then(echo_service::Behaviour::default).into(),
+        };
+        // Keep idle connections: tests decide when a connection ends.
+        let idle = Duration::from_secs(300);
+        let tcp = tcp::Config::default().nodelay(true);
+        let builder =
+            libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519()).with_tokio();
+        let mut swarm = if config.insecure_plaintext {
+            let plaintext = |key: &identity::Keypair| Ok::<_, Infallible>(plaintext::Config::new(key));
+            builder
+                .with_tcp(tcp, plaintext, yamux::Config::default)?
+                .with_behaviour(|_| behaviour)?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        } else {
+            builder
+                .with_tcp(tcp, noise::Config::new, yamux::Config::default)?
+                .with_behaviour(|_| behaviour)?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        };
 
         swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
         let listen_addr = loop {

@@ -113,3 +113,17 @@ async fn half_close_and_reset() {
     .await;
     assert_eq!(error.kind(), std::io::ErrorKind::WriteZero, "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_echo() {
+    let (a, b) = connected_pair(
+        RustNodeConfig::default().with_insecure_plaintext(),
+        RustNodeConfig::default().with_echo().with_insecure_plaintext(),
+    )
+    .await;
+    let stream = within(LIMIT, "open echo", a.open_stream(b.peer_id(), ECHO_PROTOCOL)).await.unwrap();
+    let payload = exercise::payload(2, 64 << 10);
+    let echoed =
+        within(LIMIT, "echo 64 KiB", exercise::send_and_read_to_end(stream, &payload)).await.unwrap();
+    assert_same_bytes("plaintext echo", &payload, &echoed);
+}
