@@ -128,7 +128,42 @@ pub fn ed25519_from_seed(seed: [u8; 32]) -> Keypair {
 /// `secret ‖ public` (the legacy 96-byte form is accepted when its two
 /// public halves agree), secp256k1 as the raw 32-byte secret, ECDSA as DER).
 pub fn read_keypair(bytes: &[u8]) -> Result<Keypair, IdentityError> {
-    Keypair::from_protobuf_encoding(bytes).map_err(|e| IdentityError::InvalidKey { reason: e.to_string() })
+    let invalid = |e: libp2p_identity::DecodingError| IdentityError::InvalidKey { reason: e.to_string() };
+    match legacy_ed25519(bytes)? {
+        Some(canonical) => Keypair::from_protobuf_encoding(&canonical).map_err(invalid),
+        None => Keypair::from_protobuf_encoding(bytes).map_err(invalid),
+    }
+}
+
+/// Rewrites a legacy 96-byte Ed25519 key file (`secret ‖ public ‖ public`)
+/// to the 64-byte form, after checking the two public halves agree:
+///
+/// > If you encounter this type of encoding, the proper way to process it is
+/// > to compare the two public key strings (32 bytes each) and verify they
+/// > are identical. [...] If they do not match, reject or error out.
+///
+/// `Ok(None)` for anything else.
+fn legacy_ed25519(bytes: &[u8]) -> Result<Option<Vec<u8>>, IdentityError> {
+    let (mut key_type, mut data) = (None, None);
+    let mut reader = protobuf::Reader::new(bytes);
+    while let Ok(Some((field, value))) = reader.next() {
+        match field {
+            1 => key_type = value.varint(1).ok(),
+            2 => data = value.bytes(2).ok(),
+            _ => {}
+        }
+    }
+    match (key_type, data) {
+        (Some(1), Some(data)) if data.len() == 96 => {
+            if data[32..64] != data[64..96] {
+                return Err(IdentityError::InvalidKey {
+                    reason: "legacy ed25519 key with mismatched public halves".into(),
+                });
+            }
+            Ok(Some(encode_private_key(1, &data[..64])))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Encodes a key pair as a key file (see [`read_keypair`]).
@@ -266,10 +301,11 @@ mod tests {
         let mut legacy = vec![0x08, 0x01, 0x12, 0x60];
         legacy.extend_from_slice(&private[4..]);
         legacy.extend_from_slice(public);
-        // libp2p-identity rejects the 96-byte form; be explicit about it so a
-        // change of behaviour is noticed.
-        let result = read_keypair(&legacy);
-        assert!(result.is_err() || result.unwrap().public() == read_keypair(&private).unwrap().public());
+        assert_eq!(read_keypair(&legacy).unwrap().public(), read_keypair(&private).unwrap().public());
+        // The two public halves must agree.
+        let last = legacy.len() - 1;
+        legacy[last] ^= 1;
+        assert!(matches!(read_keypair(&legacy), Err(IdentityError::InvalidKey { .. })));
     }
 
     #[test]

@@ -1,0 +1,277 @@
+//! The stream a negotiation hands back.
+
+use super::{eof, NegotiationError, READ_BUFFER_LEN};
+use peerswarm_proto::multistream::{Dialer, ProtocolError, Status};
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A stream whose protocol has been negotiated, or is being negotiated
+/// optimistically.
+///
+/// Reads and writes go to the underlying stream, except:
+///
+/// * Bytes the remote sent right behind the negotiation, and that were read
+///   along with it, are returned first (at most
+///   [`READ_BUFFER_LEN`](super::READ_BUFFER_LEN) bytes).
+/// * After a lazy [`dialer_select`](super::dialer_select) the stream is
+///   *pending* ([`Negotiated::is_pending`]): the header and proposal have
+///   not been sent yet. The first `poll_write` sends them in the same write
+///   as its payload; `poll_flush` and `poll_shutdown` send them if nothing
+///   was written. The first `poll_read` sends them if need be, then reads
+///   and checks the listener's header and echo before returning payload. A
+///   refusal (`na`) fails that read with [`io::ErrorKind::ConnectionRefused`],
+///   a protocol violation with [`io::ErrorKind::InvalidData`]; the
+///   [`NegotiationError`] is inside the `io::Error` (`get_ref` then
+///   `downcast_ref`). Once failed, every later read and write fails the same
+///   way.
+///
+/// # Drop behaviour
+///
+/// Dropping a pending stream drops the unsent proposal: the remote sees a
+/// stream with nothing on it.
+#[derive(Debug)]
+pub struct Negotiated<S> {
+    io: S,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Negotiation over. `replay[pos..]` was read past it and is served
+    /// before the stream.
+    Done { replay: Vec<u8>, pos: usize },
+    /// Lazy dialer, listener's answer not read yet.
+    Pending(Box<Pending>),
+    /// The lazy negotiation failed: `None` when the proposal was refused.
+    Failed(Option<ProtocolError>),
+}
+
+#[derive(Debug)]
+struct Pending {
+    dialer: Dialer,
+    /// Header and proposal, until written.
+    unsent: Vec<u8>,
+    /// Written but not yet flushed.
+    needs_flush: bool,
+    /// Read from the listener, not yet consumed by `dialer`.
+    received: Vec<u8>,
+}
+
+/// The most payload bytes copied behind the unsent header and proposal in
+/// one write.
+const MAX_COALESCE: usize = 16 * 1024;
+
+impl<S> Negotiated<S> {
+    /// Wraps a stream that needs no negotiation (its protocol is known
+    /// out of band). Reads and writes go straight through.
+    pub fn passthrough(io: S) -> Self {
+        Self::completed(io, Vec::new())
+    }
+
+    pub(super) fn completed(io: S, replay: Vec<u8>) -> Self {
+        Self { io, state: State::Done { replay, pos: 0 } }
+    }
+
+    pub(super) fn optimistic(io: S, mut dialer: Dialer) -> Self {
+        let unsent = dialer.poll_transmit().unwrap_or_default();
+        let pending = Pending { dialer, unsent, needs_flush: false, received: Vec::new() };
+        Self { io, state: State::Pending(Box::new(pending)) }
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The underlying stream, mutably. Reading or writing it directly
+    /// bypasses the replay buffer and, while pending, the unsent proposal.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.io
+    }
+
+    /// Whether a lazy negotiation still awaits the listener's answer: `true`
+    /// until the first read has checked the echo.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.state, State::Pending(_))
+    }
+
+    fn failure(error: &Option<ProtocolError>) -> io::Error {
+        match error {
+            Some(e) => NegotiationError::Protocol(e.clone()).into(),
+            None => NegotiationError::Failed.into(),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Negotiated<S> {
+    /// Writes the unsent header and proposal (with up to `MAX_COALESCE`
+    /// bytes of `payload` behind them) and returns how many payload bytes
+    /// went out with them, or `None` if there was nothing unsent.
+    fn poll_write_unsent(&mut self, cx: &mut Context<'_>, payload: &[u8]) -> Poll<io::Result<Option<usize>>> {
+        let State::Pending(pending) = &mut self.state else {
+            return Poll::Ready(Ok(None));
+        };
+        loop {
+            let header_len = pending.unsent.len();
+            if header_len == 0 {
+                return Poll::Ready(Ok(None));
+            }
+            let take = payload.len().min(MAX_COALESCE);
+            pending.unsent.extend_from_slice(&payload[..take]);
+            let written = Pin::new(&mut self.io).poll_write(cx, &pending.unsent);
+            pending.unsent.truncate(header_len);
+            let n = ready!(written)?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            pending.needs_flush = true;
+            if n >= header_len {
+                pending.unsent = Vec::new();
+                if n > header_len {
+                    return Poll::Ready(Ok(Some(n - header_len)));
+                }
+                return Poll::Ready(Ok(None));
+            }
+            pending.unsent.drain(..n);
+        }
+    }
+
+    /// Sends the unsent header and proposal, flushing them.
+    fn poll_send_proposal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_unsent(cx, &[]))?;
+        if let State::Pending(pending) = &mut self.state {
+            if pending.needs_flush {
+                ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+                pending.needs_flush = false;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
+    /// Reads and checks the listener's answer to a lazy proposal, moving to
+    /// `Done` or `Failed`.
+    fn poll_confirm(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_proposal(cx))?;
+        loop {
+            let State::Pending(pending) = &mut self.state else {
+                return Poll::Ready(Ok(()));
+            };
+            match pending.dialer.handle_input(&pending.received) {
+                Ok(used) => {
+                    pending.received.drain(..used);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "multistream: lazy negotiation failed");
+                    self.state = State::Failed(Some(e));
+                    continue;
+                }
+            }
+            match pending.dialer.status() {
+                Status::Selected(_) => {
+                    let replay = std::mem::take(&mut pending.received);
+                    self.state = State::Done { replay, pos: 0 };
+                    continue;
+                }
+                Status::Failed => {
+                    tracing::debug!("multistream: lazy proposal refused");
+                    self.state = State::Failed(None);
+                    continue;
+                }
+                Status::Negotiating | Status::Optimistic(_) => {}
+            }
+            // Invariant as in `ReadBuffer::read_from`: unconsumed input is
+            // shorter than one maximal message, far below READ_BUFFER_LEN.
+            let start = pending.received.len();
+            pending.received.resize(READ_BUFFER_LEN, 0);
+            let mut buf = ReadBuf::new(&mut pending.received[start..]);
+            let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+            let n = buf.filled().len();
+            pending.received.truncate(start + n);
+            ready!(read)?;
+            if n == 0 {
+                return Poll::Ready(Err(eof()));
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let State::Pending(_) = this.state {
+            ready!(this.poll_confirm(cx))?;
+        }
+        match &mut this.state {
+            State::Failed(e) => Poll::Ready(Err(Self::failure(e))),
+            State::Done { replay, pos } if *pos < replay.len() => {
+                let n = buf.remaining().min(replay.len() - *pos);
+                buf.put_slice(&replay[*pos..*pos + n]);
+                *pos += n;
+                if *pos == replay.len() {
+                    *replay = Vec::new();
+                    *pos = 0;
+                }
+                Poll::Ready(Ok(()))
+            }
+            State::Done { .. } | State::Pending(_) => Pin::new(&mut this.io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let State::Failed(e) = &this.state {
+            return Poll::Ready(Err(Self::failure(e)));
+        }
+        if let Some(n) = ready!(this.poll_write_unsent(cx, buf))? {
+            return Poll::Ready(Ok(n));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if let State::Failed(e) = &this.state {
+            return Poll::Ready(Err(Self::failure(e)));
+        }
+        ready!(this.poll_send_proposal(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !matches!(this.state, State::Failed(_)) {
+            ready!(this.poll_send_proposal(cx))?;
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if let State::Done { .. } = this.state {
+            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+        self.poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
