@@ -59,10 +59,10 @@ pub enum ExchangeError {
     /// `id` is not the peer ID of `pubkey`.
     #[error("peer id {claimed} does not match the public key's {derived}")]
     PeerIdMismatch {
-        /// The `id` field.
-        claimed: PeerId,
+        /// The `id` field (boxed to keep the error small).
+        claimed: Box<PeerId>,
         /// The peer ID derived from `pubkey`.
-        derived: PeerId,
+        derived: Box<PeerId>,
     },
 }
 
@@ -120,7 +120,10 @@ impl Exchange {
             .ok_or(ExchangeError::InvalidPublicKey)?;
         let derived = public_key.to_peer_id();
         if claimed != derived {
-            return Err(ExchangeError::PeerIdMismatch { claimed, derived });
+            return Err(ExchangeError::PeerIdMismatch {
+                claimed: Box::new(claimed),
+                derived: Box::new(derived),
+            });
         }
         Ok(Self { peer_id: derived, public_key })
     }
@@ -173,7 +176,10 @@ mod tests {
         let forged = Exchange { peer_id: b.to_peer_id(), public_key: a.clone() };
         assert_eq!(
             Exchange::decode(&forged.encode()),
-            Err(ExchangeError::PeerIdMismatch { claimed: b.to_peer_id(), derived: a.to_peer_id() })
+            Err(ExchangeError::PeerIdMismatch {
+                claimed: Box::new(b.to_peer_id()),
+                derived: Box::new(a.to_peer_id())
+            })
         );
     }
 

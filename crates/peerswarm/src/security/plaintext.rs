@@ -30,10 +30,10 @@ pub enum PlaintextError {
     /// The remote is not the peer we dialed.
     #[error("expected peer {expected}, remote is {actual}")]
     PeerIdMismatch {
-        /// The peer ID we dialed.
-        expected: PeerId,
+        /// The peer ID we dialed (boxed to keep the error small).
+        expected: Box<PeerId>,
         /// The peer ID the remote presented.
-        actual: PeerId,
+        actual: Box<PeerId>,
     },
 }
 
@@ -69,7 +69,10 @@ where
 
     if let Some(expected) = expected {
         if expected != remote.peer_id {
-            return Err(PlaintextError::PeerIdMismatch { expected, actual: remote.peer_id });
+            return Err(PlaintextError::PeerIdMismatch {
+                expected: Box::new(expected),
+                actual: Box::new(remote.peer_id),
+            });
         }
     }
     Ok((io, SecureInfo { remote_peer_id: remote.peer_id, remote_public_key: remote.public_key, muxer: None }))
@@ -107,8 +110,8 @@ mod tests {
         let (ra, _) = tokio::join!(handshake(a, &ka, Some(other)), handshake(b, &kb, None));
         match ra {
             Err(PlaintextError::PeerIdMismatch { expected, actual }) => {
-                assert_eq!(expected, other);
-                assert_eq!(actual, kb.public().to_peer_id());
+                assert_eq!(*expected, other);
+                assert_eq!(*actual, kb.public().to_peer_id());
             }
             other => panic!("expected a mismatch, got {other:?}"),
         }
