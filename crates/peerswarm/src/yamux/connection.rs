@@ -13,13 +13,13 @@ use bytes::BytesMut;
 use peerswarm_proto::yamux::{
     Config, Error as SessionError, Event, GoAwayCode, OpenError, ProtocolError, Role, Session,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
 use super::stream::Stream;
 
-/// Reads start small so idle connections stay cheap and grow to this size
-/// while data flows. It also bounds how much memory a zero-copy payload slice
+/// Reads start small (into the stack, so idle connections hold no read
+/// buffer) and switch to heap reads of this size while data flows. It also bounds how much memory a zero-copy payload slice
 /// can pin (see the session's docs).
 const READ_BIG: usize = 64 * 1024;
 const READ_SMALL: usize = 4 * 1024;
@@ -348,7 +348,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 progress = true;
             }
             Ok(Some(n)) => {
-                self.read_big = n >= READ_SMALL;
+                // a full small read means data is flowing: switch to big reads
+                self.read_big = n >= if self.read_big { READ_SMALL } else { READ_SMALL / 2 };
                 progress = true;
             }
             Ok(None) => {}
@@ -404,7 +405,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             closed = sh.session.close_reason().map(ConnectionError::from);
             deadline = sh.session.poll_timeout();
         }
-        if self.read_buf.is_empty() && !self.read_big && self.read_buf.capacity() > 2 * READ_SMALL {
+        if self.read_buf.is_empty() && !self.read_big && self.read_buf.capacity() > 0 {
             self.read_buf = BytesMut::new();
         }
 
@@ -437,11 +438,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             let deadline = *self.close_deadline.get_or_insert(now + CLOSE_TIMEOUT);
             let has_more = self.inner.lock().session.has_transmit();
             if (all_written && !self.needs_flush && !has_more) || now >= deadline {
-                if let Poll::Pending = Pin::new(&mut self.io).poll_shutdown(cx) {
-                    if now < deadline {
-                        self.arm_timer(cx, Some(deadline));
-                        return Ok(progress);
-                    }
+                if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() && now < deadline {
+                    self.arm_timer(cx, Some(deadline));
+                    return Ok(progress);
                 }
                 return Err(reason);
             }
@@ -465,9 +464,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.read_closed || self.read_buf.len() >= MAX_PENDING_INPUT {
             return Ok(None);
         }
-        let want = if self.read_big { READ_BIG } else { READ_SMALL };
-        if self.read_buf.capacity() - self.read_buf.len() < want / 2 {
-            self.read_buf.reserve(want);
+        if !self.read_big {
+            // Quiet connection: read into the stack so that an idle
+            // connection (a pending read) holds no heap buffer.
+            let mut stack = [0u8; READ_SMALL];
+            let mut buf = ReadBuf::new(&mut stack);
+            return match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    let n = buf.filled().len();
+                    if n == 0 {
+                        self.read_closed = true;
+                    }
+                    self.read_buf.extend_from_slice(buf.filled());
+                    Ok(Some(n))
+                }
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Pending => Ok(None),
+            };
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_BIG / 2 {
+            self.read_buf.reserve(READ_BIG);
         }
         // `read_buf` is stateless between polls (cancel safe), so a fresh
         // future per poll reads into the spare capacity without zeroing it.
