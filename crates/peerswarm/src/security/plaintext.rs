@@ -12,7 +12,7 @@ use peerswarm_proto::plaintext::{decode_length_prefix, Exchange};
 use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-pub use peerswarm_proto::plaintext::ExchangeError;
+use peerswarm_proto::plaintext::ExchangeError;
 
 /// Why a plaintext handshake failed.
 #[derive(Debug, thiserror::Error)]
