@@ -390,7 +390,7 @@ mod tests {
             &[(&q1, Duration::ZERO), (&q2, Q), (&r2, RELAY_DELAY), (&r1, PUBLIC_TCP_DELAY + RELAY_DELAY)],
         );
         // no public direct address: no relay offset
-        assert_ranked(&DefaultDialRanker, &[r1.clone()], &[(&r1, Duration::ZERO)]);
+        assert_ranked(&DefaultDialRanker, std::slice::from_ref(&r1), &[(&r1, Duration::ZERO)]);
     }
 
     // go: TestDelayRankerOtherTransportDelay
@@ -440,7 +440,7 @@ mod tests {
             ],
         );
         // only onion
-        assert_ranked(r, &[onion.clone()], &[(&onion, other)]);
+        assert_ranked(r, std::slice::from_ref(&onion), &[(&onion, other)]);
     }
 
     #[test]

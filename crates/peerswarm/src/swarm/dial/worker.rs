@@ -365,7 +365,7 @@ impl<C: Clone, E: Clone> DialWorker<C, E> {
         backoff: &DialBackoff,
         mut existing: impl FnMut(bool) -> Option<C>,
     ) {
-        if !self.poll_timeout().is_some_and(|t| t <= now) {
+        if self.poll_timeout().is_none_or(|t| t > now) {
             return;
         }
         for AddrDelay { addr, .. } in self.queue.next_batch() {
