@@ -1,0 +1,409 @@
+//! The XX handshake as a sans-IO state machine.
+
+use super::cipher::{decode_frame_header, RecvCipher, SendCipher};
+use super::payload::{
+    static_key_message, HandshakePayload, IdentityCheckError, NoiseExtensions, PayloadError,
+};
+use super::{FRAME_HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_NAME};
+use crate::identity::{Keypair, PeerId, PublicKey};
+use std::fmt;
+use thiserror::Error;
+
+/// Why a Noise handshake failed.
+///
+/// Everything except [`Signing`](Self::Signing) and
+/// [`Internal`](Self::Internal) is the remote's fault.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// A handshake message failed to decrypt (bad tag).
+    #[error("handshake message failed to decrypt")]
+    Decrypt,
+    /// A handshake message is too short or carries an invalid DH key.
+    #[error("malformed handshake message")]
+    MalformedMessage,
+    /// The decrypted payload is not a valid `NoiseHandshakePayload`.
+    #[error("malformed handshake payload: {0}")]
+    MalformedPayload(#[from] PayloadError),
+    /// The payload has no identity key.
+    #[error("handshake payload has no identity key")]
+    MissingIdentityKey,
+    /// The identity key is of a type this node does not support.
+    #[error("unsupported identity key type {key_type}")]
+    UnsupportedKey {
+        /// The protobuf `KeyType` value.
+        key_type: u64,
+    },
+    /// The identity key does not decode.
+    #[error("invalid identity key")]
+    InvalidKey,
+    /// The identity key's signature over the static key does not verify.
+    #[error("static key signature from {peer_id} does not verify")]
+    BadSignature {
+        /// The peer that the unproven identity key would belong to.
+        peer_id: Box<PeerId>,
+    },
+    /// The remote authenticated as a different peer than the one dialed.
+    /// (The IDs are boxed to keep the error, and every `Result` carrying
+    /// it, small.)
+    #[error("expected peer {expected}, remote is {actual}")]
+    PeerIdMismatch {
+        /// The peer ID we dialed.
+        expected: Box<PeerId>,
+        /// The peer ID the remote proved.
+        actual: Box<PeerId>,
+    },
+    /// Both sides listed stream muxers, but none in common.
+    #[error("no common stream muxer (initiator offers {initiator:?}, responder supports {responder:?})")]
+    NoCommonMuxer {
+        /// The initiator's list, in its order of preference.
+        initiator: Vec<String>,
+        /// The responder's list.
+        responder: Vec<String>,
+    },
+    /// Our identity key could not sign the static key (local fault).
+    #[error("could not sign the static key")]
+    Signing,
+    /// The Noise library failed (random source or an invariant; local).
+    #[error("noise internal error: {reason}")]
+    Internal {
+        /// What failed.
+        reason: &'static str,
+    },
+}
+
+impl From<IdentityCheckError> for HandshakeError {
+    fn from(err: IdentityCheckError) -> Self {
+        match err {
+            IdentityCheckError::MissingKey => HandshakeError::MissingIdentityKey,
+            IdentityCheckError::UnsupportedKey { key_type } => HandshakeError::UnsupportedKey { key_type },
+            IdentityCheckError::BadSignature { peer_id } => {
+                HandshakeError::BadSignature { peer_id: Box::new(peer_id) }
+            }
+            IdentityCheckError::InvalidKey => HandshakeError::InvalidKey,
+        }
+    }
+}
+
+fn from_snow(err: snow::Error) -> HandshakeError {
+    match err {
+        snow::Error::Decrypt => HandshakeError::Decrypt,
+        snow::Error::Input | snow::Error::Dh => HandshakeError::MalformedMessage,
+        snow::Error::Rng => HandshakeError::Internal { reason: "random source failed" },
+        _ => HandshakeError::Internal { reason: "noise state error" },
+    }
+}
+
+/// Which side of the handshake this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The dialer: sends messages 1 and 3.
+    Initiator,
+    /// The listener: sends message 2.
+    Responder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Responder: waiting for `-> e`.
+    AwaitMsg1,
+    /// Initiator: waiting for `<- e, ee, s, es`.
+    AwaitMsg2,
+    /// Responder: waiting for `-> s, se`.
+    AwaitMsg3,
+    /// Both sides authenticated; the last message may still be queued.
+    Done,
+    /// A message was rejected; the handshake is over.
+    Failed,
+}
+
+/// What a finished handshake hands over: the transport ciphers, the
+/// authenticated remote and the agreed muxer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Established {
+    /// Encrypts what we send.
+    pub send: SendCipher,
+    /// Decrypts what we receive.
+    pub recv: RecvCipher,
+    /// The remote's identity key, proven by its signature.
+    pub remote_public_key: PublicKey,
+    /// The remote's peer ID, derived from `remote_public_key`.
+    pub remote_peer_id: PeerId,
+    /// The muxer agreed by inlined negotiation, or `None` if either side
+    /// listed none: negotiate it with multistream-select instead.
+    pub muxer: Option<String>,
+}
+
+struct Remote {
+    public_key: PublicKey,
+    peer_id: PeerId,
+    muxer: Option<String>,
+}
+
+/// One side of a `Noise_XX_25519_ChaChaPoly_SHA256` handshake with the
+/// libp2p payload, without I/O.
+///
+/// # Call protocol
+///
+/// 1. Create it with [`initiator`](Self::initiator) or
+///    [`responder`](Self::responder).
+/// 2. Loop:
+///    * send every frame [`poll_transmit`](Self::poll_transmit) returns;
+///    * stop when [`is_finished`](Self::is_finished);
+///    * otherwise pass the received bytes to
+///      [`handle_input`](Self::handle_input), drop the bytes it consumed,
+///      and read more from the wire when it consumed nothing.
+/// 3. [`into_established`](Self::into_established). Bytes after the last
+///    handshake frame (the initiator may pipeline transport frames behind
+///    message 3) belong to the transport phase.
+///
+/// After any error the handshake is dead: close the connection.
+pub struct Handshake {
+    noise: Box<snow::HandshakeState>,
+    role: Role,
+    state: State,
+    /// The encoded payload we send in message 2 or 3.
+    local_payload: Vec<u8>,
+    local_muxers: Vec<String>,
+    expected: Option<PeerId>,
+    transmit: Option<Vec<u8>>,
+    remote: Option<Remote>,
+}
+
+impl Handshake {
+    /// The dialer's side. The remote must prove it is `expected` (if given);
+    /// `muxers`, in order of preference, are offered in message 3 (none:
+    /// no extension is sent). Message 1 is queued at once.
+    pub fn initiator(
+        identity: &Keypair,
+        expected: Option<PeerId>,
+        muxers: &[String],
+    ) -> Result<Self, HandshakeError> {
+        let mut hs = Self::new(Role::Initiator, identity, expected, muxers)?;
+        hs.write_message()?;
+        hs.state = State::AwaitMsg2;
+        Ok(hs)
+    }
+
+    /// The listener's side; `muxers` are listed in message 2 (none: no
+    /// extension is sent).
+    pub fn responder(identity: &Keypair, muxers: &[String]) -> Result<Self, HandshakeError> {
+        Self::new(Role::Responder, identity, None, muxers)
+    }
+
+    fn new(
+        role: Role,
+        identity: &Keypair,
+        expected: Option<PeerId>,
+        muxers: &[String],
+    ) -> Result<Self, HandshakeError> {
+        let params = PROTOCOL_NAME.parse().map_err(from_snow)?;
+        let builder = snow::Builder::new(params);
+        // A fresh X25519 static key per handshake, as go-libp2p and
+        // rust-libp2p do: only the signature ties it to the identity.
+        let static_key = builder.generate_keypair().map_err(from_snow)?;
+        let builder = builder.local_private_key(&static_key.private).map_err(from_snow)?;
+        let noise = match role {
+            Role::Initiator => builder.build_initiator(),
+            Role::Responder => builder.build_responder(),
+        }
+        .map_err(from_snow)?;
+
+        let identity_sig =
+            identity.sign(&static_key_message(&static_key.public)).map_err(|_| HandshakeError::Signing)?;
+        let payload = HandshakePayload {
+            identity_key: identity.public().encode_protobuf(),
+            identity_sig,
+            extensions: (!muxers.is_empty())
+                .then(|| NoiseExtensions { webtransport_certhashes: vec![], stream_muxers: muxers.to_vec() }),
+        };
+        Ok(Self {
+            noise: Box::new(noise),
+            role,
+            state: State::AwaitMsg1,
+            local_payload: payload.encode(),
+            local_muxers: muxers.to_vec(),
+            expected,
+            transmit: None,
+            remote: None,
+        })
+    }
+
+    /// This side's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether [`handle_input`](Self::handle_input) expects a frame now.
+    pub fn wants_input(&self) -> bool {
+        matches!(self.state, State::AwaitMsg1 | State::AwaitMsg2 | State::AwaitMsg3)
+            && self.transmit.is_none()
+    }
+
+    /// Whether the handshake succeeded and its last message was taken by
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Done && self.transmit.is_none()
+    }
+
+    /// The next frame to send (length prefix included), if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmit.take()
+    }
+
+    /// Consumes at most one handshake frame from the front of `input` and
+    /// returns how many bytes it used: 0 if `input` does not yet hold a
+    /// whole frame, or if no frame is expected right now (a frame is queued
+    /// for [`poll_transmit`](Self::poll_transmit), or the handshake is
+    /// over).
+    ///
+    /// # Errors
+    ///
+    /// Any [`HandshakeError`]; the handshake is then dead.
+    pub fn handle_input(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
+        if !self.wants_input() {
+            return Ok(0);
+        }
+        let Some(len) = decode_frame_header(input) else { return Ok(0) };
+        let Some(message) = input.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else { return Ok(0) };
+        match self.handle_message(message) {
+            Ok(()) => Ok(FRAME_HEADER_LEN + len),
+            Err(err) => {
+                self.state = State::Failed;
+                self.transmit = None;
+                Err(err)
+            }
+        }
+    }
+
+    fn handle_message(&mut self, message: &[u8]) -> Result<(), HandshakeError> {
+        let mut payload = vec![0u8; MAX_FRAME_LEN];
+        let n = self.noise.read_message(message, &mut payload).map_err(from_snow)?;
+        match self.state {
+            State::AwaitMsg1 => {
+                // `-> e`: any payload is unencrypted and must be ignored.
+                self.write_message()?;
+                self.state = State::AwaitMsg3;
+            }
+            State::AwaitMsg2 => {
+                let remote = self.authenticate(&payload[..n])?;
+                self.remote = Some(remote);
+                self.write_message()?;
+                self.state = State::Done;
+            }
+            State::AwaitMsg3 => {
+                let remote = self.authenticate(&payload[..n])?;
+                self.remote = Some(remote);
+                self.state = State::Done;
+            }
+            // `handle_input` checks `wants_input` first.
+            State::Done | State::Failed => {
+                return Err(HandshakeError::Internal { reason: "no handshake message expected" })
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the remote's payload against the static key it just sent,
+    /// checks the expected peer and agrees on a muxer.
+    fn authenticate(&self, payload: &[u8]) -> Result<Remote, HandshakeError> {
+        let payload = HandshakePayload::decode(payload)?;
+        let remote_static = self
+            .noise
+            .get_remote_static()
+            .ok_or(HandshakeError::Internal { reason: "remote static key missing" })?;
+        let public_key = payload.verify(remote_static)?;
+        let peer_id = public_key.to_peer_id();
+        if let Some(expected) = self.expected {
+            if expected != peer_id {
+                return Err(HandshakeError::PeerIdMismatch {
+                    expected: Box::new(expected),
+                    actual: Box::new(peer_id),
+                });
+            }
+        }
+        let muxer = match self.role {
+            Role::Initiator => negotiate_muxer(&self.local_muxers, payload.stream_muxers()),
+            Role::Responder => negotiate_muxer(payload.stream_muxers(), &self.local_muxers),
+        }?;
+        Ok(Remote { public_key, peer_id, muxer })
+    }
+
+    /// Writes our next message (with our payload in messages 2 and 3) into
+    /// the transmit slot.
+    fn write_message(&mut self) -> Result<(), HandshakeError> {
+        let payload: &[u8] = match self.state {
+            State::AwaitMsg1 if self.role == Role::Initiator => &[],
+            _ => &self.local_payload,
+        };
+        let mut frame = vec![0u8; FRAME_HEADER_LEN + MAX_FRAME_LEN];
+        let len = self.noise.write_message(payload, &mut frame[FRAME_HEADER_LEN..]).map_err(from_snow)?;
+        // snow never writes more than MAX_FRAME_LEN = u16::MAX bytes.
+        frame[..FRAME_HEADER_LEN].copy_from_slice(&(len as u16).to_be_bytes());
+        frame.truncate(FRAME_HEADER_LEN + len);
+        self.transmit = Some(frame);
+        Ok(())
+    }
+
+    /// The transport ciphers and the authenticated remote, once
+    /// [`is_finished`](Self::is_finished); `None` before (or after a
+    /// failure).
+    pub fn into_established(mut self) -> Option<Established> {
+        if !self.is_finished() {
+            return None;
+        }
+        let remote = self.remote.take()?;
+        // `Split()`: the first key encrypts initiator → responder.
+        let (k1, k2) = self.noise.dangerously_get_raw_split();
+        let (send, recv) = match self.role {
+            Role::Initiator => (SendCipher::new(k1), RecvCipher::new(k2)),
+            Role::Responder => (SendCipher::new(k2), RecvCipher::new(k1)),
+        };
+        Some(Established {
+            send,
+            recv,
+            remote_public_key: remote.public_key,
+            remote_peer_id: remote.peer_id,
+            muxer: remote.muxer,
+        })
+    }
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handshake")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("local_muxers", &self.local_muxers)
+            .field("expected", &self.expected)
+            .field("transmit", &self.transmit.as_ref().map(Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Inlined muxer negotiation:
+///
+/// > The multiplexer to use is determined by picking the first item from
+/// > the initiator's list that both parties support. [...] If there is no
+/// > overlap between the multiplexers support by client and server, the
+/// > handshake MUST fail.
+///
+/// A side that lists nothing (no extension) opts out: `Ok(None)`, and the
+/// muxer is negotiated with multistream-select after the handshake.
+///
+/// (The spec's worked example, where the responder's preference wins,
+/// contradicts the rule it illustrates; we follow the rule, as go-libp2p
+/// does.)
+pub fn negotiate_muxer(initiator: &[String], responder: &[String]) -> Result<Option<String>, HandshakeError> {
+    if initiator.is_empty() || responder.is_empty() {
+        return Ok(None);
+    }
+    match initiator.iter().find(|m| responder.contains(m)) {
+        Some(muxer) => Ok(Some(muxer.clone())),
+        None => Err(HandshakeError::NoCommonMuxer {
+            initiator: initiator.to_vec(),
+            responder: responder.to_vec(),
+        }),
+    }
+}
