@@ -1,0 +1,400 @@
+use super::*;
+use peerswarm_proto::identity::{ed25519_from_seed, generate, KeyType};
+use peerswarm_proto::noise::{encode_frame_header, CipherError, Established, MAX_PLAINTEXT_LEN};
+use tokio::io::{duplex, AsyncReadExt, DuplexStream};
+
+const YAMUX: &str = "/yamux/1.0.0";
+const MPLEX: &str = "/mplex/6.7.0";
+
+fn list(muxers: &[&str]) -> Vec<String> {
+    muxers.iter().map(|m| m.to_string()).collect()
+}
+
+fn keys() -> (Keypair, Keypair) {
+    (ed25519_from_seed([1; 32]), ed25519_from_seed([2; 32]))
+}
+
+type Upgraded = (NoiseStream<DuplexStream>, SecureInfo);
+
+async fn connect(
+    a: &Keypair,
+    b: &Keypair,
+    a_muxers: &[&str],
+    b_muxers: &[&str],
+) -> (Result<Upgraded, NoiseError>, Result<Upgraded, NoiseError>) {
+    let (x, y) = duplex(64 * 1024);
+    let (a_muxers, b_muxers) = (list(a_muxers), list(b_muxers));
+    tokio::join!(
+        upgrade_outbound(x, a, Some(b.public().to_peer_id()), &a_muxers),
+        upgrade_inbound(y, b, &b_muxers)
+    )
+}
+
+/// Runs one side of the handshake with the sans-IO machine directly on a
+/// raw duplex end, so a test can then write arbitrary frames.
+async fn raw_peer(mut io: DuplexStream, mut hs: Handshake) -> (DuplexStream, Established) {
+    loop {
+        while let Some(frame) = hs.poll_transmit() {
+            io.write_all(&frame).await.unwrap();
+        }
+        if hs.is_finished() {
+            return (io, hs.into_established().unwrap());
+        }
+        let mut frame = vec![0; 2];
+        io.read_exact(&mut frame).await.unwrap();
+        let len = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+        frame.resize(2 + len, 0);
+        io.read_exact(&mut frame[2..]).await.unwrap();
+        assert_eq!(hs.handle_input(&frame).unwrap(), frame.len());
+    }
+}
+
+/// Our responder against a raw initiator.
+async fn ours_vs_raw() -> (NoiseStream<DuplexStream>, DuplexStream, Established) {
+    let (a, b) = keys();
+    let (x, y) = duplex(256 * 1024);
+    let (raw, ours) = tokio::join!(
+        raw_peer(x, Handshake::initiator(&a, Some(b.public().to_peer_id()), &[]).unwrap()),
+        upgrade_inbound(y, &b, &[])
+    );
+    let (raw_io, established) = raw;
+    (ours.unwrap().0, raw_io, established)
+}
+
+fn cipher_error(err: &io::Error) -> Option<&CipherError> {
+    err.get_ref()?.downcast_ref::<CipherError>()
+}
+
+#[tokio::test]
+async fn handshake_and_echo() {
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[], &[]).await;
+    let ((mut sa, ia), (mut sb, ib)) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ia.remote_peer_id, b.public().to_peer_id());
+    assert_eq!(ia.remote_public_key, b.public());
+    assert_eq!(ib.remote_peer_id, a.public().to_peer_id());
+    assert_eq!((ia.muxer, ib.muxer), (None, None));
+
+    sa.write_all(b"ping").await.unwrap();
+    sa.flush().await.unwrap();
+    let mut buf = [0; 4];
+    sb.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    sb.write_all(b"pong").await.unwrap();
+    sb.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    sa.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"pong", "shutdown flushes, then the reader sees a clean eof");
+    assert!(format!("{sa:?}").starts_with("NoiseStream"));
+}
+
+#[tokio::test]
+async fn muxer_negotiation_over_the_wire() {
+    let (a, b) = keys();
+    for (ours, theirs, expected) in [
+        (&[YAMUX][..], &[YAMUX][..], Some(YAMUX)),
+        (&[YAMUX, MPLEX], &[MPLEX, YAMUX], Some(YAMUX)),
+        (&[MPLEX, YAMUX], &[YAMUX, MPLEX], Some(MPLEX)),
+        (&[YAMUX], &[], None),
+        (&[], &[YAMUX], None),
+        (&[], &[], None),
+    ] {
+        let (ra, rb) = connect(&a, &b, ours, theirs).await;
+        assert_eq!(ra.unwrap().1.muxer.as_deref(), expected, "{ours:?} / {theirs:?}");
+        assert_eq!(rb.unwrap().1.muxer.as_deref(), expected, "{ours:?} / {theirs:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_common_muxer_is_an_error() {
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[YAMUX], &[MPLEX]).await;
+    match ra {
+        Err(NoiseError::Handshake(HandshakeError::NoCommonMuxer { initiator, responder })) => {
+            assert_eq!((initiator, responder), (list(&[YAMUX]), list(&[MPLEX])));
+        }
+        other => panic!("expected NoCommonMuxer, got {other:?}"),
+    }
+    // The initiator hung up instead of sending message 3.
+    assert!(matches!(rb, Err(NoiseError::Io(ref e)) if e.kind() == io::ErrorKind::UnexpectedEof), "{rb:?}");
+}
+
+#[tokio::test]
+async fn expected_peer_mismatch_names_both() {
+    let (a, b) = keys();
+    let other = ed25519_from_seed([9; 32]).public().to_peer_id();
+    let (x, y) = duplex(4096);
+    let (ra, _) = tokio::join!(upgrade_outbound(x, &a, Some(other), &[]), upgrade_inbound(y, &b, &[]));
+    let err = ra.unwrap_err();
+    match &err {
+        NoiseError::Handshake(HandshakeError::PeerIdMismatch { expected, actual }) => {
+            assert_eq!(**expected, other);
+            assert_eq!(**actual, b.public().to_peer_id());
+        }
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+    assert_eq!(err.to_string(), format!("expected peer {other}, remote is {}", b.public().to_peer_id()));
+}
+
+#[tokio::test]
+async fn other_identity_key_types() {
+    let mut keys = vec![Keypair::generate_secp256k1(), Keypair::generate_ecdsa()];
+    match generate(KeyType::RSA) {
+        Ok(rsa) => keys.push(rsa),
+        Err(err) => eprintln!("skipping RSA: {err}"),
+    }
+    let ed = ed25519_from_seed([1; 32]);
+    for key in &keys {
+        for (a, b) in [(key, &ed), (&ed, key)] {
+            let (ra, rb) = connect(a, b, &[YAMUX], &[YAMUX]).await;
+            let ((mut sa, ia), (mut sb, ib)) = (ra.unwrap(), rb.unwrap());
+            assert_eq!(ia.remote_public_key, b.public());
+            assert_eq!(ib.remote_public_key, a.public());
+            sa.write_all(b"x").await.unwrap();
+            sa.flush().await.unwrap();
+            assert_eq!(sb.read_u8().await.unwrap(), b'x');
+        }
+    }
+}
+
+#[tokio::test]
+async fn flipped_tag_byte_is_a_typed_decrypt_error() {
+    let (mut ours, mut raw, mut est) = ours_vs_raw().await;
+    let mut frames = Vec::new();
+    est.send.encrypt_frame(b"good", &mut frames).unwrap();
+    let bad_start = frames.len();
+    est.send.encrypt_frame(b"evil", &mut frames).unwrap();
+    *frames.last_mut().unwrap() ^= 0x80;
+    assert!(frames.len() > bad_start);
+    raw.write_all(&frames).await.unwrap();
+
+    let mut buf = [0; 4];
+    ours.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"good");
+    let err = ours.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(cipher_error(&err), Some(&CipherError::Decrypt));
+    let again = ours.read(&mut buf).await.unwrap_err();
+    assert_eq!(cipher_error(&again), Some(&CipherError::Decrypt), "the read side stays dead");
+}
+
+#[tokio::test]
+async fn truncated_short_and_garbage_transport_frames() {
+    // EOF inside a frame.
+    let (mut ours, mut raw, _) = ours_vs_raw().await;
+    raw.write_all(&[0x00, 100]).await.unwrap();
+    raw.write_all(&[0; 10]).await.unwrap();
+    drop(raw);
+    let err = ours.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
+    // A frame shorter than the tag.
+    let (mut ours, mut raw, _) = ours_vs_raw().await;
+    raw.write_all(&[0x00, 0x03, 1, 2, 3]).await.unwrap();
+    let err = ours.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(cipher_error(&err), Some(&CipherError::FrameTooShort { len: 3 }));
+
+    // A maximal frame of garbage.
+    let (mut ours, mut raw, _) = ours_vs_raw().await;
+    let mut frame = encode_frame_header(65535).unwrap().to_vec();
+    frame.resize(2 + 65535, 0x77);
+    raw.write_all(&frame).await.unwrap();
+    let err = ours.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(cipher_error(&err), Some(&CipherError::Decrypt));
+}
+
+#[tokio::test]
+async fn garbage_instead_of_message_1() {
+    let b = ed25519_from_seed([2; 32]);
+    // Too short to hold an ephemeral key.
+    let (mut x, y) = duplex(4096);
+    x.write_all(&[0x00, 0x03, b'a', b'b', b'c']).await.unwrap();
+    let err = upgrade_inbound(y, &b, &[]).await.unwrap_err();
+    assert!(matches!(err, NoiseError::Handshake(HandshakeError::MalformedMessage)), "{err:?}");
+
+    // Plain text, then hang up: waits for the announced 18 245 bytes, then
+    // sees EOF.
+    let (mut x, y) = duplex(4096);
+    x.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    drop(x);
+    let err = upgrade_inbound(y, &b, &[]).await.unwrap_err();
+    assert!(matches!(err, NoiseError::Io(ref e) if e.kind() == io::ErrorKind::UnexpectedEof), "{err:?}");
+
+    // A 32-byte "key" of garbage is a valid X25519 point, so the responder
+    // answers; the garbage initiator cannot complete message 3.
+    let (mut x, y) = duplex(4096);
+    let mut msg1 = vec![0x00, 0x20];
+    msg1.extend([0xab; 32]);
+    x.write_all(&msg1).await.unwrap();
+    let mut msg3 = vec![0x00, 0x60];
+    msg3.extend([0xcd; 0x60]);
+    x.write_all(&msg3).await.unwrap();
+    let err = upgrade_inbound(y, &b, &[]).await.unwrap_err();
+    assert!(matches!(err, NoiseError::Handshake(HandshakeError::Decrypt)), "{err:?}");
+}
+
+#[tokio::test]
+async fn bytes_pipelined_behind_message_3_are_kept() {
+    let (a, b) = keys();
+    let (x, y) = duplex(256 * 1024);
+    let raw_initiator = async {
+        let (mut io, mut est) = raw_peer(x, Handshake::initiator(&a, None, &[]).unwrap()).await;
+        // raw_peer already wrote message 3; these frames may arrive in the
+        // same read as it.
+        let mut frames = Vec::new();
+        est.send.encrypt_frame(b"early ", &mut frames).unwrap();
+        est.send.encrypt_frame(b"data", &mut frames).unwrap();
+        io.write_all(&frames).await.unwrap();
+        io
+    };
+    let (_io, ours) = tokio::join!(raw_initiator, upgrade_inbound(y, &b, &[]));
+    let (mut ours, _) = ours.unwrap();
+    let mut buf = [0; 10];
+    ours.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"early data");
+}
+
+#[tokio::test]
+async fn over_lazy_multistream() {
+    use crate::multistream::{dialer_select, listener_select};
+    let (a, b) = keys();
+    let (x, y) = duplex(4096);
+    let dialer = async {
+        let (_, io) = dialer_select(x, ["/noise"], true).await.unwrap();
+        let (mut s, info) =
+            upgrade_outbound(io, &a, Some(b.public().to_peer_id()), &list(&[YAMUX])).await.unwrap();
+        s.write_all(b"hi").await.unwrap();
+        s.flush().await.unwrap();
+        info
+    };
+    let listener = async {
+        let (_, io) = listener_select(y, |p| p == "/noise").await.unwrap();
+        let (mut s, info) = upgrade_inbound(io, &b, &list(&[YAMUX])).await.unwrap();
+        let mut buf = [0; 2];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+        info
+    };
+    let (ia, ib) = tokio::join!(dialer, listener);
+    assert_eq!(ia.remote_peer_id, b.public().to_peer_id());
+    assert_eq!(ib.remote_peer_id, a.public().to_peer_id());
+    assert_eq!(ia.muxer.as_deref(), Some(YAMUX));
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 11) as u8).collect()
+}
+
+#[tokio::test]
+async fn bulk_8_mib_both_ways() {
+    const LEN: usize = 8 << 20;
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[], &[]).await;
+    let ((sa, _), (sb, _)) = (ra.unwrap(), rb.unwrap());
+    let (data_a, data_b) = (pattern(LEN, 1), pattern(LEN, 2));
+
+    async fn pump(s: NoiseStream<DuplexStream>, out: &[u8], chunk: usize) -> Vec<u8> {
+        let (mut rd, mut wr) = tokio::io::split(s);
+        let write = async {
+            for piece in out.chunks(chunk) {
+                wr.write_all(piece).await.unwrap();
+            }
+            wr.shutdown().await.unwrap();
+        };
+        let read = async {
+            let mut got = Vec::with_capacity(out.len());
+            rd.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        tokio::join!(write, read).1
+    }
+    // Odd chunk sizes on one side, large writes on the other.
+    let (got_by_a, got_by_b) = tokio::join!(pump(sa, &data_a, 1000), pump(sb, &data_b, 300_000));
+    assert!(got_by_b == data_a, "a -> b corrupted");
+    assert!(got_by_a == data_b, "b -> a corrupted");
+}
+
+#[tokio::test]
+async fn bulk_writes_fill_maximal_frames() {
+    let (mut ours, mut raw, mut est) = ours_vs_raw().await;
+    const LEN: usize = 1 << 20;
+    let data = pattern(LEN, 3);
+    let writer = async {
+        for piece in data.chunks(4096) {
+            ours.write_all(piece).await.unwrap();
+        }
+        ours.flush().await.unwrap();
+        ours
+    };
+    let reader = async {
+        let mut lens = Vec::new();
+        let mut plain = Vec::new();
+        while plain.len() < LEN {
+            let mut frame = vec![0; 2];
+            raw.read_exact(&mut frame).await.unwrap();
+            let len = usize::from(u16::from_be_bytes([frame[0], frame[1]]));
+            frame.resize(len, 0);
+            raw.read_exact(&mut frame).await.unwrap();
+            lens.push(len);
+            est.recv.decrypt_frame(&frame, &mut plain).unwrap();
+        }
+        (lens, plain)
+    };
+    let (_ours, (lens, plain)) = tokio::join!(writer, reader);
+    assert!(plain == data);
+    let full = LEN / MAX_PLAINTEXT_LEN;
+    assert_eq!(lens.len(), full + 1);
+    assert!(lens[..full].iter().all(|&l| l == 65535), "{lens:?}");
+    assert_eq!(lens[full], LEN - full * MAX_PLAINTEXT_LEN + 16, "flush sends the partial frame");
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_socket_applies_back_pressure() {
+    let (a, b) = keys();
+    // A tiny pipe that nobody on the other side reads after the handshake.
+    let (x, y) = duplex(1024);
+    let (ra, rb) = tokio::join!(upgrade_outbound(x, &a, None, &[]), upgrade_inbound(y, &b, &[]));
+    let ((mut sa, _), _keep_open) = (ra.unwrap(), rb.unwrap());
+    let big = vec![0u8; 4 << 20];
+    let mut written = 0;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            written += sa.write(&big[written..]).await.unwrap();
+        }
+    })
+    .await;
+    assert!(res.is_err(), "writes must block");
+    // Accepted = the pipe's 1 KiB + one frame being written + nothing more.
+    assert!(written <= 1024 + MAX_PLAINTEXT_LEN, "accepted {written} bytes");
+}
+
+/// `cargo test --release -p peerswarm --lib security::noise::tests::throughput -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run in release mode"]
+async fn throughput() {
+    const LEN: usize = 1 << 30;
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[], &[]).await;
+    let ((mut sa, _), (mut sb, _)) = (ra.unwrap(), rb.unwrap());
+    let chunk = vec![0x5au8; 256 * 1024];
+    let started = std::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..LEN / chunk.len() {
+            sa.write_all(&chunk).await.unwrap();
+        }
+        sa.shutdown().await.unwrap();
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        let n = sb.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    writer.await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(total, LEN);
+    println!("noise over duplex: {:.0} MiB/s", LEN as f64 / secs / (1 << 20) as f64);
+}
