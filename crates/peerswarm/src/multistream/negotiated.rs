@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 ///
 /// * Bytes the remote sent right behind the negotiation, and that were read
 ///   along with it, are returned first (at most
-///   [`READ_BUFFER_LEN`](super::READ_BUFFER_LEN) bytes).
+///   [`READ_BUFFER_LEN`] bytes).
 /// * After a lazy [`dialer_select`](super::dialer_select) the stream is
 ///   *pending* ([`Negotiated::is_pending`]): the header and proposal have
 ///   not been sent yet. The first `poll_write` sends them in the same write
