@@ -22,7 +22,7 @@ async fn connect(
     a_muxers: &[&str],
     b_muxers: &[&str],
 ) -> (Result<Upgraded, NoiseError>, Result<Upgraded, NoiseError>) {
-    let (x, y) = duplex(64 * 1024);
+    let (x, y) = duplex(256 * 1024);
     let (a_muxers, b_muxers) = (list(a_muxers), list(b_muxers));
     tokio::join!(
         upgrade_outbound(x, a, Some(b.public().to_peer_id()), &a_muxers),
