@@ -1,6 +1,6 @@
 //! An upgraded connection to one remote peer, and the streams over it.
 
-use crate::multistream::{self, NegotiationError, Negotiated};
+use crate::multistream::{self, Negotiated, NegotiationError};
 use crate::stream::Stream;
 use crate::upgrade::Upgraded;
 use crate::yamux;

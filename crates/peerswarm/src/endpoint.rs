@@ -5,6 +5,7 @@
 //! makes; the swarm builds peer bookkeeping on top of it.
 
 use crate::connection::{Connection, Direction};
+use crate::swarm::{ConnAddrs, ConnectionGater};
 use crate::transport::{tcp, TransportError};
 use crate::upgrade::{Security, Upgrader};
 use crate::yamux;
@@ -17,7 +18,7 @@ use tokio::task::JoinSet;
 
 /// Settings of an [`Endpoint`]. Build with [`EndpointConfig::new`], then the
 /// `with_*` setters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EndpointConfig {
     keypair: Keypair,
     security: Security,
@@ -26,6 +27,18 @@ pub struct EndpointConfig {
     negotiation_timeout: Duration,
     max_pending_inbound: usize,
     accept_backlog: usize,
+    gater: Option<Arc<dyn ConnectionGater>>,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("peer", &self.keypair.public().to_peer_id())
+            .field("security", &self.security)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_pending_inbound", &self.max_pending_inbound)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EndpointConfig {
@@ -40,6 +53,7 @@ impl EndpointConfig {
             negotiation_timeout: Duration::from_secs(10),
             max_pending_inbound: 64,
             accept_backlog: 32,
+            gater: None,
         }
     }
 
@@ -79,6 +93,13 @@ impl EndpointConfig {
         self
     }
 
+    /// Gates connections (accept and secured hooks; the swarm applies the
+    /// others).
+    pub(crate) fn with_gater(mut self, gater: Option<Arc<dyn ConnectionGater>>) -> Self {
+        self.gater = gater;
+        self
+    }
+
     /// The node's identity.
     pub fn keypair(&self) -> &Keypair {
         &self.keypair
@@ -106,6 +127,7 @@ impl Endpoint {
             security: config.security,
             yamux: config.yamux.clone(),
             handshake_timeout: config.handshake_timeout,
+            gater: config.gater.clone(),
         };
         let local_peer_id = config.keypair.public().to_peer_id();
         Self { inner: Arc::new(EndpointInner { upgrader, local_peer_id, config }) }
@@ -121,21 +143,41 @@ impl Endpoint {
     /// With `expected` set, the handshake fails unless the remote proves that
     /// identity. The whole dial (TCP connect included) is bounded by the
     /// handshake timeout.
-    pub async fn dial(&self, addr: &Multiaddr, expected: Option<PeerId>) -> Result<Connection, TransportError> {
-        let timeout = self.inner.config.handshake_timeout;
+    pub async fn dial(
+        &self,
+        addr: &Multiaddr,
+        expected: Option<PeerId>,
+    ) -> Result<Connection, TransportError> {
+        self.dial_with_timeout(addr, expected, self.inner.config.handshake_timeout).await
+    }
+
+    /// [`dial`](Self::dial) bounded by `timeout` instead of the handshake
+    /// timeout.
+    pub(crate) async fn dial_with_timeout(
+        &self,
+        addr: &Multiaddr,
+        expected: Option<PeerId>,
+        timeout: Duration,
+    ) -> Result<Connection, TransportError> {
         let dial = async {
             let tcp = tcp::dial(addr).await?;
-            let local_addr = tcp.local_addr().map(tcp::multiaddr).map_err(|source| TransportError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
+            let local_addr = tcp
+                .local_addr()
+                .map(tcp::multiaddr)
+                .map_err(|source| TransportError::Connect { addr: addr.clone(), source })?;
             let upgraded = self
                 .inner
                 .upgrader
-                .outbound(tcp, expected)
+                .outbound(tcp, expected, ConnAddrs { local: local_addr.clone(), remote: strip_p2p(addr) })
                 .await
                 .map_err(|source| TransportError::Upgrade { addr: addr.clone(), source })?;
-            Ok(Connection::new(upgraded, local_addr, strip_p2p(addr), Direction::Outbound, self.inner.config.negotiation_timeout))
+            Ok(Connection::new(
+                upgraded,
+                local_addr,
+                strip_p2p(addr),
+                Direction::Outbound,
+                self.inner.config.negotiation_timeout,
+            ))
         };
         tokio::time::timeout(timeout, dial)
             .await
@@ -203,14 +245,25 @@ async fn accept_loop(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let addrs = ConnAddrs { local: local_addr.clone(), remote: tcp::multiaddr(remote) };
+        if upgrader.gater.as_ref().is_some_and(|g| !g.intercept_accept(&addrs)) {
+            tracing::debug!(%remote, "gater refused inbound connection");
+            continue;
+        }
         let upgrader = upgrader.clone();
         let tx = tx.clone();
         let local_addr = local_addr.clone();
         upgrades.spawn(async move {
             let remote_addr = tcp::multiaddr(remote);
-            match upgrader.inbound(tcp).await {
+            match upgrader.inbound(tcp, addrs).await {
                 Ok(upgraded) => {
-                    let conn = Connection::new(upgraded, local_addr, remote_addr, Direction::Inbound, negotiation_timeout);
+                    let conn = Connection::new(
+                        upgraded,
+                        local_addr,
+                        remote_addr,
+                        Direction::Inbound,
+                        negotiation_timeout,
+                    );
                     // Hold the permit while queued: a full queue throttles accepts.
                     let _ = tx.send(conn).await;
                 }

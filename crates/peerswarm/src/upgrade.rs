@@ -20,8 +20,11 @@
 
 use crate::multistream::{self, NegotiationError};
 use crate::security::{noise, plaintext, SecureInfo};
+use crate::swarm::{ConnAddrs, ConnectionGater};
 use crate::yamux;
+use crate::Direction;
 use peerswarm_proto::identity::{Keypair, PeerId};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -76,6 +79,12 @@ pub enum UpgradeError {
     /// The handshake agreed on a muxer that this node does not implement.
     #[error("unsupported muxer {0:?}")]
     UnsupportedMuxer(String),
+    /// The connection gater refused the authenticated peer.
+    #[error("gater refused connection with {peer}")]
+    Gated {
+        /// The authenticated remote.
+        peer: Box<PeerId>,
+    },
     /// The socket failed while finishing the upgrade.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -92,12 +101,19 @@ pub(crate) struct Upgraded {
 }
 
 /// Settings shared by every upgrade an endpoint performs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Upgrader {
     pub(crate) keypair: Keypair,
     pub(crate) security: Security,
     pub(crate) yamux: yamux::Config,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) gater: Option<Arc<dyn ConnectionGater>>,
+}
+
+impl std::fmt::Debug for Upgrader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgrader").field("security", &self.security).finish_non_exhaustive()
+    }
 }
 
 impl Upgrader {
@@ -105,27 +121,52 @@ impl Upgrader {
         vec![YAMUX_PROTOCOL.to_owned()]
     }
 
+    /// The gater's `intercept_secured` hook, between security and muxer.
+    fn check_secured(
+        &self,
+        direction: Direction,
+        info: &SecureInfo,
+        addrs: &ConnAddrs,
+    ) -> Result<(), UpgradeError> {
+        match &self.gater {
+            Some(g) if !g.intercept_secured(direction, &info.remote_peer_id, addrs) => {
+                Err(UpgradeError::Gated { peer: Box::new(info.remote_peer_id) })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Upgrades a connection we initiated, checking the remote is `expected`.
-    pub(crate) async fn outbound<S>(&self, io: S, expected: Option<PeerId>) -> Result<Upgraded, UpgradeError>
+    pub(crate) async fn outbound<S>(
+        &self,
+        io: S,
+        expected: Option<PeerId>,
+        addrs: ConnAddrs,
+    ) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        tokio::time::timeout(self.handshake_timeout, self.outbound_inner(io, expected))
+        tokio::time::timeout(self.handshake_timeout, self.outbound_inner(io, expected, addrs))
             .await
             .map_err(|_| UpgradeError::Timeout)?
     }
 
     /// Upgrades a connection the remote initiated.
-    pub(crate) async fn inbound<S>(&self, io: S) -> Result<Upgraded, UpgradeError>
+    pub(crate) async fn inbound<S>(&self, io: S, addrs: ConnAddrs) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        tokio::time::timeout(self.handshake_timeout, self.inbound_inner(io))
+        tokio::time::timeout(self.handshake_timeout, self.inbound_inner(io, addrs))
             .await
             .map_err(|_| UpgradeError::Timeout)?
     }
 
-    async fn outbound_inner<S>(&self, io: S, expected: Option<PeerId>) -> Result<Upgraded, UpgradeError>
+    async fn outbound_inner<S>(
+        &self,
+        io: S,
+        expected: Option<PeerId>,
+        addrs: ConnAddrs,
+    ) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -137,18 +178,20 @@ impl Upgrader {
                 let (io, info) = noise::upgrade_outbound(io, &self.keypair, expected, &Self::muxers())
                     .await
                     .map_err(UpgradeError::Noise)?;
+                self.check_secured(Direction::Outbound, &info, &addrs)?;
                 self.mux(io, info, yamux::Role::Client).await
             }
             Security::InsecurePlaintext => {
                 let (io, info) = plaintext::handshake(io, &self.keypair, expected)
                     .await
                     .map_err(UpgradeError::Plaintext)?;
+                self.check_secured(Direction::Outbound, &info, &addrs)?;
                 self.mux(io, info, yamux::Role::Client).await
             }
         }
     }
 
-    async fn inbound_inner<S>(&self, io: S) -> Result<Upgraded, UpgradeError>
+    async fn inbound_inner<S>(&self, io: S, addrs: ConnAddrs) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -161,12 +204,13 @@ impl Upgrader {
                 let (io, info) = noise::upgrade_inbound(io, &self.keypair, &Self::muxers())
                     .await
                     .map_err(UpgradeError::Noise)?;
+                self.check_secured(Direction::Inbound, &info, &addrs)?;
                 self.mux(io, info, yamux::Role::Server).await
             }
             Security::InsecurePlaintext => {
-                let (io, info) = plaintext::handshake(io, &self.keypair, None)
-                    .await
-                    .map_err(UpgradeError::Plaintext)?;
+                let (io, info) =
+                    plaintext::handshake(io, &self.keypair, None).await.map_err(UpgradeError::Plaintext)?;
+                self.check_secured(Direction::Inbound, &info, &addrs)?;
                 self.mux(io, info, yamux::Role::Server).await
             }
         }

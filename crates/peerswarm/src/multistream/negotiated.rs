@@ -91,6 +91,15 @@ impl<S> Negotiated<S> {
         &mut self.io
     }
 
+    /// The underlying stream, if nothing is held for it (no replay bytes, no
+    /// pending proposal); otherwise `self` back, unchanged.
+    pub fn into_inner(self) -> Result<S, Self> {
+        match &self.state {
+            State::Done { replay, pos } if *pos >= replay.len() => Ok(self.io),
+            _ => Err(self),
+        }
+    }
+
     /// Whether a lazy negotiation still awaits the listener's answer: `true`
     /// until the first read has checked the echo.
     pub fn is_pending(&self) -> bool {

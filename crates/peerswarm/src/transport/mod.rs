@@ -42,7 +42,16 @@ pub enum TransportError {
         addr: Multiaddr,
         /// What went wrong.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>, // UpgradeError once wired
+        source: crate::upgrade::UpgradeError,
+    },
+    /// The connection was made but refused locally (gater, or the swarm is
+    /// closing).
+    #[error("connection to {addr} refused: {cause}")]
+    Refused {
+        /// The remote address.
+        addr: Multiaddr,
+        /// Why.
+        cause: String,
     },
     /// The dial did not complete within its timeout.
     #[error("dial to {addr} timed out")]

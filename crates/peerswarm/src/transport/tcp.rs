@@ -36,9 +36,7 @@ pub(crate) fn socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
 
 /// The multiaddr of a socket address.
 pub(crate) fn multiaddr(addr: SocketAddr) -> Multiaddr {
-    Multiaddr::empty()
-        .with(addr.ip().into())
-        .with(Protocol::Tcp(addr.port()))
+    Multiaddr::empty().with(addr.ip().into()).with(Protocol::Tcp(addr.port()))
 }
 
 /// Opens a TCP connection to `addr`.
@@ -57,7 +55,8 @@ pub(crate) async fn dial(addr: &Multiaddr) -> Result<TcpStream, TransportError> 
 pub(crate) fn listen(addr: &Multiaddr) -> Result<(TcpListener, Multiaddr), TransportError> {
     let local = socket_addr(addr).ok_or_else(|| TransportError::UnsupportedAddress(addr.clone()))?;
     let listen_err = |source| TransportError::Listen { addr: addr.clone(), source };
-    let socket = if local.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(listen_err)?;
+    let socket =
+        if local.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(listen_err)?;
     socket.set_reuseaddr(true).map_err(listen_err)?;
     socket.bind(local).map_err(listen_err)?;
     let listener = socket.listen(LISTEN_BACKLOG).map_err(listen_err)?;
@@ -74,7 +73,10 @@ mod tests {
         let cases = [
             ("/ip4/127.0.0.1/tcp/4001", Some("127.0.0.1:4001")),
             ("/ip6/::1/tcp/0", Some("[::1]:0")),
-            ("/ip4/1.2.3.4/tcp/1/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq", Some("1.2.3.4:1")),
+            (
+                "/ip4/1.2.3.4/tcp/1/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq",
+                Some("1.2.3.4:1"),
+            ),
             ("/ip4/1.2.3.4/udp/1/quic-v1", None),
             ("/dns4/example.com/tcp/1", None),
             ("/ip4/1.2.3.4", None),

@@ -183,6 +183,10 @@ struct StreamState {
     window_counted: bool,
     last_update: Option<Instant>,
     readable_notified: bool,
+    /// The application let go after sending FIN; the stream lingers until
+    /// the remote finishes (then it is forgotten) or sends more data (then
+    /// it is reset, as TCP answers data for a closed socket).
+    released: bool,
 }
 
 impl StreamState {
@@ -205,6 +209,7 @@ impl StreamState {
             window_counted: true,
             last_update: None,
             readable_notified: false,
+            released: false,
         }
     }
 
@@ -653,8 +658,23 @@ impl Session {
             if let Some(s) = self.streams.remove(&id) {
                 self.on_removed(&s);
             }
+        } else if s.send_closed {
+            // We finished and the remote has not: resetting now could destroy
+            // data we sent that the remote has not read yet. Linger instead.
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.released = true;
+                s.recv_buf = VecDeque::new();
+                s.buffered = 0;
+            }
         } else {
             let _ = self.reset(id);
+        }
+    }
+
+    /// Forgets a released stream once the remote has finished with it.
+    fn forget(&mut self, id: u32) {
+        if let Some(s) = self.streams.remove(&id) {
+            self.on_removed(&s);
         }
     }
 
@@ -908,6 +928,16 @@ impl Session {
         if h.flags.contains(Flags::ACK) {
             Self::on_ack(s, &mut self.unacked_outbound);
         }
+        if s.released {
+            let data = h.length > 0 && !h.flags.contains(Flags::RST);
+            if data {
+                self.ctrl.push_back(Header::window_update(id, Flags::RST, 0));
+            }
+            if data || h.flags.contains(Flags::FIN) || h.flags.contains(Flags::RST) {
+                self.forget(id);
+            }
+            return self.discard(h);
+        }
         if h.flags.contains(Flags::RST) {
             self.on_remote_reset(id);
             return self.discard(h);
@@ -957,6 +987,12 @@ impl Session {
         };
         if h.flags.contains(Flags::ACK) {
             Self::on_ack(s, &mut self.unacked_outbound);
+        }
+        if s.released {
+            if h.flags.contains(Flags::FIN) || h.flags.contains(Flags::RST) {
+                self.forget(id);
+            }
+            return;
         }
         if h.flags.contains(Flags::RST) {
             return self.on_remote_reset(id);

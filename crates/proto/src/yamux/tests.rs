@@ -297,6 +297,40 @@ fn release_semantics() {
     assert_eq!(p.server.read(b, &mut buf, p.now), Ok(Some(0)));
 }
 
+/// A handler that writes its answer, closes and drops its stream must not
+/// destroy the answer: release after our FIN lingers, no RST.
+#[test]
+fn release_after_fin_lingers_until_remote_finishes() {
+    let mut p = Pair::new(cfg(), cfg());
+    let a = p.client.open_stream().unwrap();
+    p.client.write(a, b"request").unwrap();
+    p.drive();
+    // The server answers, closes its side and lets go before the client
+    // has read anything or closed its own side.
+    p.server.write(a, b"answer").unwrap();
+    p.server.close_write(a).unwrap();
+    p.server.release(a);
+    p.drive();
+    assert!(!p.client_events.contains(&Event::StreamReset(a)), "{:?}", p.client_events);
+    assert_eq!(read_all(&mut p.client, a, p.now), b"answer");
+    // The client finishes too: the server forgets the stream.
+    p.client.close_write(a).unwrap();
+    p.drive();
+    assert_eq!(p.server.num_streams(), 0);
+
+    // Data arriving for a released stream is refused with RST.
+    let b = p.client.open_stream().unwrap();
+    p.client.write(b, b"x").unwrap();
+    p.drive();
+    p.server.close_write(b).unwrap();
+    p.server.release(b);
+    p.drive();
+    p.client.write(b, b"more").unwrap();
+    p.drive();
+    assert!(p.client_events.contains(&Event::StreamReset(b)));
+    assert_eq!(p.server.num_streams(), 0);
+}
+
 #[test]
 fn window_exhaustion_and_update() {
     let mut p = Pair::new(cfg(), cfg());

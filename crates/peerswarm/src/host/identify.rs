@@ -1,0 +1,198 @@
+//! Identify and identify-push: learn a peer's keys, addresses and protocols;
+//! tell peers ours, and push changes.
+
+use super::{Host, HostError};
+use crate::stream::Stream;
+use crate::swarm::Conn;
+use multiaddr::Multiaddr;
+use peerswarm_proto::identify::{Identify, MAX_STREAM_BYTES, PROTOCOL, PUSH_PROTOCOL};
+use peerswarm_proto::identity::{PeerId, PublicKey};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The protocol family we speak (identify's `protocolVersion`).
+pub const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
+/// Time allowed to read a peer's identify answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Peerstore metadata keys under which identify records versions.
+pub const AGENT_VERSION_KEY: &str = "AgentVersion";
+/// See [`AGENT_VERSION_KEY`].
+pub const PROTOCOL_VERSION_KEY: &str = "ProtocolVersion";
+
+/// What a peer told us about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyInfo {
+    /// The peer, as authenticated by the connection.
+    pub peer: PeerId,
+    /// Its protocol family.
+    pub protocol_version: Option<String>,
+    /// Its implementation.
+    pub agent_version: Option<String>,
+    /// Where it listens.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// The protocols it serves.
+    pub protocols: Vec<String>,
+    /// How it sees our address.
+    pub observed_addr: Option<Multiaddr>,
+}
+
+pub(super) fn install(host: &Host) {
+    let h = host.clone();
+    host.set_stream_handler(PROTOCOL, move |stream| {
+        let h = h.clone();
+        async move { respond(&h, stream).await }
+    });
+    let h = host.clone();
+    host.set_stream_handler(PUSH_PROTOCOL, move |stream| {
+        let h = h.clone();
+        async move {
+            if let Err(error) = receive_push(&h, stream).await {
+                tracing::debug!(%error, "identify push rejected");
+            }
+        }
+    });
+}
+
+fn message(host: &Host, observed: Option<&Multiaddr>) -> Identify {
+    Identify {
+        protocol_version: Some(PROTOCOL_VERSION.to_owned()),
+        agent_version: Some(host.config().agent_version.clone()),
+        public_key: Some(host.swarm().peerstore().local_keypair().public().encode_protobuf()),
+        listen_addrs: host.swarm().interface_listen_addresses(),
+        observed_addr: observed.cloned(),
+        protocols: host.protocols(),
+        signed_peer_record: None,
+    }
+}
+
+async fn respond(host: &Host, mut stream: Stream) {
+    let observed = host
+        .swarm()
+        .conns()
+        .into_iter()
+        .find(|c| c.id() == stream.connection_id())
+        .map(|c| c.remote_multiaddr().clone());
+    let msg = message(host, observed.as_ref()).encode_delimited();
+    if stream.write_all(&msg).await.is_ok() {
+        let _ = stream.close().await;
+    }
+}
+
+/// Reads delimited identify messages to EOF, bounded in size and time.
+async fn read_message(stream: &mut Stream) -> Result<Identify, HostError> {
+    let mut buf = Vec::new();
+    let mut limited = (&mut *stream).take(MAX_STREAM_BYTES as u64 + 1);
+    let read = limited.read_to_end(&mut buf);
+    tokio::time::timeout(READ_TIMEOUT, read).await.map_err(|_| HostError::Timeout)??;
+    if buf.len() > MAX_STREAM_BYTES {
+        stream.reset();
+        return Err(HostError::Protocol("identify message too large".into()));
+    }
+    Identify::decode_stream(&buf).map_err(|e| HostError::Protocol(e.to_string()))
+}
+
+/// Checks the advertised key against the authenticated peer, then stores
+/// what the peer said. `push` merges (absent = unchanged); a full answer
+/// replaces the protocol list.
+fn record(host: &Host, peer: PeerId, msg: &Identify, push: bool) -> Result<(), HostError> {
+    if let Some(key) = &msg.public_key {
+        let key = PublicKey::try_decode_protobuf(key)
+            .map_err(|e| HostError::Protocol(format!("bad identify public key: {e}")))?;
+        if key.to_peer_id() != peer {
+            return Err(HostError::Protocol(format!(
+                "identify key belongs to {}, not {peer}",
+                key.to_peer_id()
+            )));
+        }
+    }
+    let store = host.swarm().peerstore();
+    if !msg.listen_addrs.is_empty() || !push {
+        let _ = store.add_addrs_now(
+            peer,
+            msg.listen_addrs.clone(),
+            crate::peerstore::RECENTLY_CONNECTED_ADDR_TTL,
+        );
+    }
+    if !msg.protocols.is_empty() || !push {
+        let _ = store.set_protocols(peer, msg.protocols.clone(), std::time::Instant::now());
+    }
+    if let Some(v) = &msg.agent_version {
+        let _ = store.put(peer, AGENT_VERSION_KEY, v.as_bytes().to_vec(), std::time::Instant::now());
+    }
+    if let Some(v) = &msg.protocol_version {
+        let _ = store.put(peer, PROTOCOL_VERSION_KEY, v.as_bytes().to_vec(), std::time::Instant::now());
+    }
+    Ok(())
+}
+
+pub(super) async fn request(host: &Host, peer: &PeerId) -> Result<IdentifyInfo, HostError> {
+    let mut stream = host.new_stream(peer, &[PROTOCOL]).await?;
+    stream.close_write().await?;
+    let msg = read_message(&mut stream).await?;
+    record(host, *peer, &msg, false)?;
+    Ok(IdentifyInfo {
+        peer: *peer,
+        protocol_version: msg.protocol_version,
+        agent_version: msg.agent_version,
+        listen_addrs: msg.listen_addrs,
+        protocols: msg.protocols,
+        observed_addr: msg.observed_addr,
+    })
+}
+
+async fn receive_push(host: &Host, mut stream: Stream) -> Result<(), HostError> {
+    let peer = host
+        .swarm()
+        .conns()
+        .into_iter()
+        .find(|c| c.id() == stream.connection_id())
+        .map(|c| c.remote_peer())
+        .ok_or(HostError::Protocol("push on an unknown connection".into()))?;
+    let msg = read_message(&mut stream).await?;
+    record(host, peer, &msg, true)
+}
+
+pub(super) fn on_connected(host: &Host, conn: &Conn) {
+    if !host.config().identify_on_connect {
+        return;
+    }
+    let (host, peer) = (host.clone(), conn.remote_peer());
+    tokio::spawn(async move {
+        if let Err(error) = request(&host, &peer).await {
+            tracing::debug!(%peer, %error, "identify failed");
+        }
+    });
+}
+
+/// Pushes our current identify message to every connected peer.
+fn push_all(host: &Host) {
+    let peers = host.swarm().peers();
+    if peers.is_empty() {
+        return;
+    }
+    let host = host.clone();
+    tokio::spawn(async move {
+        let msg = message(&host, None).encode_delimited();
+        for peer in peers {
+            let push = async {
+                let mut stream = host.new_stream(&peer, &[PUSH_PROTOCOL]).await?;
+                stream.write_all(&msg).await?;
+                stream.close().await?;
+                Ok::<_, HostError>(())
+            };
+            match tokio::time::timeout(READ_TIMEOUT, push).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "identify push failed"),
+                Err(_) => tracing::debug!(%peer, "identify push timed out"),
+            }
+        }
+    });
+}
+
+pub(super) fn protocols_changed(host: &Host) {
+    push_all(host);
+}
+
+pub(super) fn addresses_changed(host: &Host) {
+    push_all(host);
+}
