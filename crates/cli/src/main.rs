@@ -1,83 +1,243 @@
 //! The `peerswarm` command-line node.
 //!
-//! With no arguments it runs the demo: two nodes in one process, connected
-//! over loopback TCP with Noise and yamux, exchanging a greeting and then a
-//! short bulk transfer.
+//! `peerswarm` alone runs a demo of two nodes in one process. The
+//! subcommands run a real node (`listen`) or act as a client against one
+//! (`ping`, `identify`, `echo`, `perf`). Output is human-readable; `--json`
+//! prints one JSON object per result line. Failures print one line on
+//! stderr and exit non-zero, never a panic.
 
-use peerswarm::identity::Keypair;
-use peerswarm::{Endpoint, EndpointConfig};
+mod args;
+mod demo;
+mod metrics;
+mod output;
+
+use args::{Cli, Command, KeyType};
+use clap::Parser;
+use output::Output;
+use peerswarm::host::{Host, HostConfig, PerfProgress};
+use peerswarm::identity::{self, Keypair, PeerId};
+use peerswarm::swarm::{Swarm, SwarmConfig};
+use peerswarm::Multiaddr;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const HELLO: &str = "/hello/1.0.0";
-const BULK: &str = "/bulk/1.0.0";
-const BULK_BYTES: u64 = 256 * 1024 * 1024;
+/// A failure reported to the user: one line, and the exit status.
+#[derive(Debug)]
+pub(crate) struct Failure(String);
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match demo().await {
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+pub(crate) fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if cli.verbose { "info" } else { "warn" }));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("peerswarm: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = Output::new(cli.json);
+    match runtime.block_on(run(cli.command, &out)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("peerswarm: demo failed: {error}");
+        Err(Failure(msg)) => {
+            out.error(&msg);
             ExitCode::FAILURE
         }
     }
 }
 
-async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    let server = Endpoint::new(EndpointConfig::new(Keypair::generate_ed25519()));
-    let mut listener = server.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
-    let addr = listener.local_addr().clone();
-    println!("node A {} listening on {addr}", server.local_peer_id());
-
-    // Node A answers every greeting and swallows bulk streams.
-    tokio::spawn(async move {
-        while let Some(conn) = listener.accept().await {
-            tokio::spawn(async move {
-                while let Ok(mut stream) = conn.accept_stream(&[HELLO, BULK]).await {
-                    tokio::spawn(async move {
-                        if stream.protocol() == Some(HELLO) {
-                            let _ = stream.write_all(b"Hello Friend!").await;
-                            let _ = stream.close_write().await;
-                        } else {
-                            let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
-                            let _ = stream.close_write().await;
-                        }
-                    });
-                }
-            });
+async fn run(command: Option<Command>, out: &Output) -> Result<(), Failure> {
+    match command {
+        None => demo::run(out).await,
+        Some(Command::Id { key, key_type }) => id(key, key_type, out),
+        Some(Command::Listen { listen, key, seed, perf, metrics }) => {
+            let keypair = load_identity(key.as_deref(), seed)?;
+            listen_node(keypair, listen, perf, metrics, out).await
         }
-    });
-
-    let client = Endpoint::new(EndpointConfig::new(Keypair::generate_ed25519()));
-    let started = Instant::now();
-    let conn = client.dial(&addr, Some(server.local_peer_id())).await?;
-    println!("node B {} connected in {:.1?} (noise + yamux)", client.local_peer_id(), started.elapsed());
-
-    let mut stream = conn.open_stream(&[HELLO]).await?;
-    stream.close_write().await?;
-    let mut greeting = String::new();
-    stream.read_to_string(&mut greeting).await?;
-    println!("B opened {HELLO} and read: {greeting}");
-
-    let mut stream = conn.open_stream(&[BULK]).await?;
-    let chunk = vec![0x5a; 64 * 1024];
-    let started = Instant::now();
-    let mut sent = 0;
-    while sent < BULK_BYTES {
-        stream.write_all(&chunk).await?;
-        sent += chunk.len() as u64;
+        Some(Command::Ping { addr, count }) => ping(addr, count, out).await,
+        Some(Command::Identify { addr }) => identify_cmd(addr, out).await,
+        Some(Command::Echo { addr, text }) => echo(addr, text, out).await,
+        Some(Command::Perf { addr, upload, download, streams }) => {
+            perf(addr, upload.0, download.0, streams, out).await
+        }
     }
-    stream.close_write().await?;
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).await?;
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "B sent {} MiB in {secs:.2} s: {:.2} Gbit/s",
-        BULK_BYTES >> 20,
-        (BULK_BYTES * 8) as f64 / secs / 1e9
-    );
-    conn.close().await;
+}
+
+fn id(key: Option<std::path::PathBuf>, key_type: KeyType, out: &Output) -> Result<(), Failure> {
+    let (keypair, created) = match &key {
+        Some(path) if path.exists() => (read_key_file(path)?, false),
+        Some(path) => {
+            let (keypair, bytes) = identity::generate_key_file(key_type.into())?;
+            std::fs::write(path, bytes)
+                .map_err(|e| format!("cannot write key file {}: {e}", path.display()))?;
+            (keypair, true)
+        }
+        None => (generate(key_type)?, true),
+    };
+    let peer = keypair.public().to_peer_id();
+    let key_type = format!("{:?}", keypair.key_type()).to_lowercase();
+    let file = key.as_ref().map(|p| p.display().to_string());
+    out.id(&peer, &key_type, file.as_deref(), created);
+    Ok(())
+}
+
+fn generate(key_type: KeyType) -> Result<Keypair, Failure> {
+    Ok(identity::generate(key_type.into())?)
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<Keypair, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    identity::read_keypair(&bytes).map_err(|e| Failure(format!("invalid key file {}: {e}", path.display())))
+}
+
+fn load_identity(key: Option<&std::path::Path>, seed: Option<u8>) -> Result<Keypair, Failure> {
+    match (key, seed) {
+        (Some(path), _) => read_key_file(path),
+        (None, Some(seed)) => Ok(identity::ed25519_from_seed([seed; 32])),
+        (None, None) => Ok(Keypair::generate_ed25519()),
+    }
+}
+
+fn new_host(keypair: Keypair, perf: bool) -> Host {
+    let swarm = Swarm::builder(keypair)
+        .config(SwarmConfig::default())
+        .bandwidth(peerswarm::swarm::BandwidthCounter::new())
+        .build();
+    Host::new(swarm, HostConfig::default().with_perf(perf))
+}
+
+async fn listen_node(
+    keypair: Keypair,
+    listen: Vec<Multiaddr>,
+    perf: bool,
+    metrics: Option<std::net::SocketAddr>,
+    out: &Output,
+) -> Result<(), Failure> {
+    let host = new_host(keypair, perf);
+    let listen = if listen.is_empty() { vec!["/ip4/127.0.0.1/tcp/0".parse()?] } else { listen };
+    let mut bound = Vec::new();
+    for addr in &listen {
+        match host.swarm().add_listen_addr(addr).await {
+            Ok(addr) => bound.push(addr),
+            Err(e) => return fail(format!("cannot listen on {addr}: {e}")),
+        }
+    }
+    let peer = host.local_peer();
+    for addr in host.swarm().interface_listen_addresses() {
+        out.listen(&addr, &peer);
+    }
+    host.swarm().notify(output::ConnLogger);
+    if let Some(metrics_addr) = metrics {
+        let served = metrics::serve(metrics_addr, host.clone()).await?;
+        out.info(&format!("metrics at http://{served}/metrics"));
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for interrupt: {e}"))?;
+    out.info("interrupted; closing");
+    host.close().await;
+    Ok(())
+}
+
+/// Splits `/.../p2p/ID` into the address and the peer.
+fn split_p2p(full: &Multiaddr) -> Result<(Multiaddr, PeerId), Failure> {
+    let mut addr = full.clone();
+    match addr.pop() {
+        Some(peerswarm::multiaddr::Protocol::P2p(peer)) => Ok((addr, peer)),
+        _ => fail(format!("address {full} has no /p2p/<peer id> part")),
+    }
+}
+
+async fn client(target: &Multiaddr, perf: bool) -> Result<(Host, PeerId), Failure> {
+    let (addr, peer) = split_p2p(target)?;
+    let host = new_host(Keypair::generate_ed25519(), perf);
+    host.connect(&peer, vec![addr.clone()])
+        .await
+        .map_err(|e| Failure(format!("cannot connect to {addr}: {e}")))?;
+    Ok((host, peer))
+}
+
+async fn ping(target: Multiaddr, count: u32, out: &Output) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false).await?;
+    let mut pinger = host.pinger(&peer).await.map_err(|e| format!("ping to {peer} failed: {e}"))?;
+    let mut rtts = Vec::new();
+    for seq in 1..=count {
+        let rtt = pinger.ping().await.map_err(|e| format!("ping to {peer} failed: {e}"))?;
+        out.ping(&peer, seq, rtt);
+        rtts.push(rtt);
+        if seq < count {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    pinger.close().await;
+    out.ping_summary(&peer, &rtts);
+    host.close().await;
+    Ok(())
+}
+
+async fn identify_cmd(target: Multiaddr, out: &Output) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false).await?;
+    let info = host.identify(&peer).await.map_err(|e| format!("identify of {peer} failed: {e}"))?;
+    out.identify(&info);
+    host.close().await;
+    Ok(())
+}
+
+async fn echo(target: Multiaddr, text: String, out: &Output) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false).await?;
+    let mut stream =
+        host.new_stream(&peer, &["/echo/1.0.0"]).await.map_err(|e| format!("echo to {peer} failed: {e}"))?;
+    let exchange = async {
+        stream.write_all(text.as_bytes()).await?;
+        stream.close_write().await?;
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).await?;
+        Ok::<_, std::io::Error>(back)
+    };
+    let back = exchange.await.map_err(|e| format!("echo to {peer} failed: {e}"))?;
+    let back = String::from_utf8_lossy(&back).into_owned();
+    if back != text {
+        return fail(format!("echo from {peer} differs: sent {} bytes, got {}", text.len(), back.len()));
+    }
+    out.echo(&peer, &back);
+    host.close().await;
+    Ok(())
+}
+
+async fn perf(
+    target: Multiaddr,
+    upload: u64,
+    download: u64,
+    streams: u32,
+    out: &Output,
+) -> Result<(), Failure> {
+    let (host, peer) = client(&target, true).await?;
+    let progress = Arc::new(PerfProgress::default());
+    let started = Instant::now();
+    let bar = out.progress(progress.clone(), (upload + download) * u64::from(streams));
+    let runs = (0..streams.max(1)).map(|_| {
+        let (host, progress) = (host.clone(), progress.clone());
+        async move { host.perf(&peer, upload, download, Some(&progress)).await }
+    });
+    let results = futures::future::join_all(runs).await;
+    bar.finish();
+    let elapsed = started.elapsed();
+    let mut results_ok = Vec::new();
+    for r in results {
+        results_ok.push(r.map_err(|e| format!("perf against {peer} failed: {e}"))?);
+    }
+    out.perf(&peer, &results_ok, elapsed);
+    host.close().await;
     Ok(())
 }
