@@ -505,6 +505,38 @@ async fn connection_gating() {
     }
 }
 
+/// Refuses upgraded connections from one peer only.
+struct RefuseUpgradedFrom(PeerId);
+
+impl ConnectionGater for RefuseUpgradedFrom {
+    fn intercept_upgraded(&self, conn: &Conn) -> bool {
+        conn.remote_peer() != self.0
+    }
+}
+
+#[tokio::test]
+async fn gated_inbound_connection_does_not_stop_the_listener() {
+    let refused = gen_dial_only();
+    let server = Swarm::builder(Keypair::generate_ed25519())
+        .config(test_config())
+        .gater(RefuseUpgradedFrom(refused.local_peer()))
+        .build();
+    server.listen(&[loopback()]).await.unwrap();
+    echo_handler(&server);
+    divulge(&server, &refused);
+    // The refused peer's handshake succeeds, then the server drops it.
+    let _ = refused.dial_peer(&server.local_peer()).await;
+    let peer = refused.local_peer();
+    assert!(
+        eventually(Duration::from_secs(2), || server.connectedness(&peer) == Connectedness::NotConnected)
+            .await
+    );
+    // Others are still served.
+    let good = gen_dial_only();
+    divulge(&server, &good);
+    assert_eq!(echo(&good, &server.local_peer(), b"still listening").await, b"still listening");
+}
+
 #[tokio::test]
 async fn silent_peer_times_out_and_swarm_keeps_working() {
     let timeout = Duration::from_millis(400);

@@ -471,7 +471,9 @@ impl Swarm {
             }
             let task = tokio::spawn(async move {
                 while let Some(conn) = listener.accept().await {
-                    if swarm.add_conn(conn).is_err() {
+                    // A gated connection is closed by `add_conn`; only
+                    // shutdown ends the loop.
+                    if let Err(DialCause::SwarmClosed) = swarm.add_conn(conn) {
                         break;
                     }
                 }
