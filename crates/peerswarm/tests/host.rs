@@ -1,0 +1,177 @@
+//! The host: protocol routing, per-protocol caps, and the built-in
+//! protocols (identify and push, ping, echo, perf).
+
+mod common;
+
+use common::{eventually, loopback, test_config};
+use peerswarm::host::{Host, HostConfig, HostError, ECHO_PROTOCOL};
+use peerswarm::identity::Keypair;
+use peerswarm::swarm::Swarm;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn host(config: HostConfig) -> Host {
+    let swarm = Swarm::builder(Keypair::generate_ed25519()).config(test_config()).build();
+    swarm.listen(&[loopback()]).await.unwrap();
+    Host::new(swarm, config)
+}
+
+async fn pair(server: HostConfig) -> (Host, Host) {
+    let (a, b) = (host(HostConfig::default()).await, host(server).await);
+    a.connect(&b.local_peer(), b.swarm().listen_addresses()).await.unwrap();
+    (a, b)
+}
+
+async fn request(
+    host: &Host,
+    peer: &peerswarm::identity::PeerId,
+    protocol: &str,
+    msg: &[u8],
+) -> Result<Vec<u8>, HostError> {
+    let mut stream = host.new_stream(peer, &[protocol]).await?;
+    stream.write_all(msg).await?;
+    stream.close_write().await?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn routes_by_protocol_and_matcher() {
+    let (a, b) = pair(HostConfig::default()).await;
+    b.set_stream_handler("/upper/1.0.0", |mut s| async move {
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        s.write_all(&buf.to_ascii_uppercase()).await.unwrap();
+        s.close().await.unwrap();
+    });
+    b.set_stream_handler_match(
+        "/version/",
+        |p| p.starts_with("/version/"),
+        |mut s| async move {
+            let protocol = s.protocol().unwrap().to_owned();
+            s.write_all(protocol.as_bytes()).await.unwrap();
+            s.close().await.unwrap();
+        },
+    );
+    let peer = b.local_peer();
+    assert_eq!(request(&a, &peer, "/upper/1.0.0", b"abc").await.unwrap(), b"ABC");
+    assert_eq!(request(&a, &peer, "/version/2.1", b"").await.unwrap(), b"/version/2.1");
+    assert_eq!(request(&a, &peer, ECHO_PROTOCOL, b"echo me").await.unwrap(), b"echo me");
+    // Several proposals: the first the remote supports wins.
+    let stream = a.new_stream(&peer, &["/nope/1.0.0", "/upper/1.0.0"]).await.unwrap();
+    assert_eq!(stream.protocol(), Some("/upper/1.0.0"));
+    // Unsupported, optimistic: the refusal surfaces on read.
+    assert!(request(&a, &peer, "/nope/1.0.0", b"x").await.is_err());
+    // Unsupported, with a choice: negotiation fails.
+    assert!(matches!(
+        a.new_stream(&peer, &["/nope/1.0.0", "/nope/2.0.0"]).await,
+        Err(HostError::Negotiation(_))
+    ));
+}
+
+#[tokio::test]
+async fn removed_handler_stops_serving() {
+    let (a, b) = pair(HostConfig::default()).await;
+    b.set_stream_handler("/tmp/1.0.0", |mut s| async move {
+        let _ = s.write_all(b"here").await;
+        let _ = s.close().await;
+    });
+    let peer = b.local_peer();
+    assert_eq!(request(&a, &peer, "/tmp/1.0.0", b"").await.unwrap(), b"here");
+    assert!(b.protocols().contains(&"/tmp/1.0.0".to_owned()));
+    b.remove_stream_handler("/tmp/1.0.0");
+    assert!(!b.protocols().contains(&"/tmp/1.0.0".to_owned()));
+    assert!(request(&a, &peer, "/tmp/1.0.0", b"").await.is_err());
+}
+
+#[tokio::test]
+async fn streams_beyond_the_protocol_cap_are_reset_not_queued() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let counter = running.clone();
+    b.set_stream_handler_with_limit("/slow/1.0.0", 2, move |mut s| {
+        let (counter, mut release) = (counter.clone(), release_rx.clone());
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = release.wait_for(|r| *r).await;
+            let _ = s.write_all(b"done").await;
+            let _ = s.close().await;
+        }
+    });
+    let peer = b.local_peer();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = a.new_stream(&peer, &["/slow/1.0.0"]).await.unwrap();
+        s.write_all(b"go").await.unwrap();
+        held.push(s);
+    }
+    assert!(eventually(Duration::from_secs(2), || running.load(Ordering::SeqCst) == 2).await);
+    // The third is refused at once, while the first two still wait.
+    let mut third = a.new_stream(&peer, &["/slow/1.0.0"]).await.unwrap();
+    third.write_all(b"go").await.unwrap();
+    let mut buf = Vec::new();
+    let refused = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut buf)).await.unwrap();
+    assert!(refused.is_err(), "third stream should be reset, got {buf:?}");
+    assert_eq!(running.load(Ordering::SeqCst), 2);
+    release_tx.send(true).unwrap();
+    for mut s in held {
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"done");
+    }
+}
+
+#[tokio::test]
+async fn identify_records_the_peer_and_reports_the_observed_address() {
+    let (a, b) = pair(HostConfig::default().with_agent_version("test-agent/9")).await;
+    let info = a.identify(&b.local_peer()).await.unwrap();
+    assert_eq!(info.agent_version.as_deref(), Some("test-agent/9"));
+    assert_eq!(info.protocol_version.as_deref(), Some(peerswarm::host::PROTOCOL_VERSION));
+    assert!(info.protocols.contains(&"/ipfs/ping/1.0.0".to_owned()));
+    assert_eq!(info.listen_addrs, b.swarm().interface_listen_addresses());
+    let conn = &a.swarm().conns_to_peer(&b.local_peer())[0];
+    assert_eq!(info.observed_addr.as_ref(), Some(conn.local_multiaddr()));
+    let store = a.swarm().peerstore();
+    assert!(store.supports_any(&b.local_peer(), &["/echo/1.0.0"]));
+    assert_eq!(
+        store.get(&b.local_peer(), peerswarm::host::AGENT_VERSION_KEY).as_deref(),
+        Some(&b"test-agent/9"[..])
+    );
+}
+
+#[tokio::test]
+async fn identify_runs_on_connect_and_push_announces_new_protocols() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let (peer, store) = (b.local_peer(), a.swarm().peerstore().clone());
+    assert!(eventually(Duration::from_secs(5), || store.supports_any(&peer, &["/ipfs/ping/1.0.0"])).await);
+    b.set_stream_handler("/new/1.0.0", |_| async {});
+    assert!(eventually(Duration::from_secs(5), || store.supports_any(&peer, &["/new/1.0.0"])).await);
+    b.remove_stream_handler("/new/1.0.0");
+    assert!(eventually(Duration::from_secs(5), || !store.supports_any(&peer, &["/new/1.0.0"])).await);
+}
+
+#[tokio::test]
+async fn ping_repeats_on_one_stream() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let mut pinger = a.pinger(&b.local_peer()).await.unwrap();
+    for _ in 0..5 {
+        pinger.ping().await.unwrap();
+    }
+    pinger.close().await;
+    a.ping(&b.local_peer()).await.unwrap();
+}
+
+#[tokio::test]
+async fn perf_is_off_by_default_and_measures_when_on() {
+    let (a, b) = pair(HostConfig::default()).await;
+    assert!(a.perf(&b.local_peer(), 10, 10, None).await.is_err(), "perf must be opt-in");
+    let (a, b) = pair(HostConfig::default().with_perf(true).with_perf_max_bytes(1 << 20)).await;
+    let result = a.perf(&b.local_peer(), 300_000, 700_000, None).await.unwrap();
+    assert_eq!((result.upload_bytes, result.download_bytes), (300_000, 700_000));
+    // Asking for more than the server allows gets the stream reset.
+    assert!(a.perf(&b.local_peer(), 0, 2 << 20, None).await.is_err());
+}
