@@ -1,12 +1,12 @@
 //! The endpoint: dials and listens, and hands out upgraded [`Connection`]s.
 //!
-//! An endpoint is the lowest public layer: one local identity, the TCP
-//! transport and the upgrader. It tracks nothing about the connections it
+//! An endpoint is the lowest public layer: one local identity, the
+//! transports and the upgrader. It tracks nothing about the connections it
 //! makes; the swarm builds peer bookkeeping on top of it.
 
 use crate::connection::{Connection, Direction};
 use crate::swarm::{ConnAddrs, ConnectionGater};
-use crate::transport::{tcp, TransportError};
+use crate::transport::{RawConn, RawListener, Transport, TransportError, Transports};
 use crate::upgrade::{Security, Upgrader};
 use crate::yamux;
 use multiaddr::Multiaddr;
@@ -28,6 +28,7 @@ pub struct EndpointConfig {
     max_pending_inbound: usize,
     accept_backlog: usize,
     gater: Option<Arc<dyn ConnectionGater>>,
+    transports: Transports,
 }
 
 impl std::fmt::Debug for EndpointConfig {
@@ -54,6 +55,7 @@ impl EndpointConfig {
             max_pending_inbound: 64,
             accept_backlog: 32,
             gater: None,
+            transports: Transports::default(),
         }
     }
 
@@ -91,6 +93,17 @@ impl EndpointConfig {
     pub fn with_max_pending_inbound(mut self, max: usize) -> Self {
         self.max_pending_inbound = max.max(1);
         self
+    }
+
+    /// The transports to dial and listen through. Default: TCP.
+    pub fn with_transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
+        self
+    }
+
+    /// The transports this endpoint uses.
+    pub fn transports(&self) -> &Transports {
+        &self.transports
     }
 
     /// Gates connections (accept and secured hooks; the swarm applies the
@@ -160,21 +173,18 @@ impl Endpoint {
         timeout: Duration,
     ) -> Result<Connection, TransportError> {
         let dial = async {
-            let tcp = tcp::dial(addr).await?;
-            let local_addr = tcp
-                .local_addr()
-                .map(tcp::multiaddr)
-                .map_err(|source| TransportError::Connect { addr: addr.clone(), source })?;
+            let transport = self.transport_for_dial(addr)?;
+            let RawConn { io, local_addr, remote_addr } = transport.dial(addr.clone()).await?;
             let upgraded = self
                 .inner
                 .upgrader
-                .outbound(tcp, expected, ConnAddrs { local: local_addr.clone(), remote: strip_p2p(addr) })
+                .outbound(io, expected, ConnAddrs { local: local_addr.clone(), remote: remote_addr.clone() })
                 .await
                 .map_err(|source| TransportError::Upgrade { addr: addr.clone(), source })?;
             Ok(Connection::new(
                 upgraded,
                 local_addr,
-                strip_p2p(addr),
+                remote_addr,
                 Direction::Outbound,
                 self.inner.config.negotiation_timeout,
             ))
@@ -184,15 +194,39 @@ impl Endpoint {
             .map_err(|_| TransportError::Timeout { addr: addr.clone() })?
     }
 
-    /// Starts listening on `addr` (`/ip4|ip6/A/tcp/P`; port 0 picks a free
-    /// port, reported by [`Listener::local_addr`]).
+    fn transport_for_dial(&self, addr: &Multiaddr) -> Result<&dyn Transport, TransportError> {
+        self.inner
+            .config
+            .transports
+            .for_dial(addr)
+            .ok_or_else(|| TransportError::UnsupportedAddress(addr.clone()))
+    }
+
+    /// Whether a registered transport can dial `addr`.
+    pub fn can_dial(&self, addr: &Multiaddr) -> bool {
+        self.inner.config.transports.for_dial(addr).is_some()
+    }
+
+    /// Whether a registered transport can listen on `addr`.
+    pub fn can_listen(&self, addr: &Multiaddr) -> bool {
+        self.inner.config.transports.for_listen(addr).is_some()
+    }
+
+    /// Starts listening on `addr` (`/ip4|ip6/A/tcp/P` with TCP; port 0 picks
+    /// a free port, reported by [`Listener::local_addr`]).
     pub async fn listen(&self, addr: &Multiaddr) -> Result<Listener, TransportError> {
-        let (socket, local_addr) = tcp::listen(addr)?;
+        let transport = self
+            .inner
+            .config
+            .transports
+            .for_listen(addr)
+            .ok_or_else(|| TransportError::UnsupportedAddress(addr.clone()))?;
+        let socket = transport.listen(addr)?;
+        let local_addr = socket.local_addr().clone();
         let config = &self.inner.config;
         let (tx, rx) = mpsc::channel(config.accept_backlog);
         let task = tokio::spawn(accept_loop(
             socket,
-            local_addr.clone(),
             self.inner.upgrader.clone(),
             Arc::new(Semaphore::new(config.max_pending_inbound)),
             config.negotiation_timeout,
@@ -202,22 +236,11 @@ impl Endpoint {
     }
 }
 
-/// Removes a trailing `/p2p/ID` (the remote address of a connection is where
-/// it goes, not whom).
-fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
-    let mut addr = addr.clone();
-    if let Some(multiaddr::Protocol::P2p(_)) = addr.iter().last() {
-        addr.pop();
-    }
-    addr
-}
-
-/// Accepts TCP connections and upgrades each in its own task, at most
+/// Accepts raw connections and upgrades each in its own task, at most
 /// `pending` at a time; upgraded connections queue in `tx` (bounded) until
 /// [`Listener::accept`] takes them.
 async fn accept_loop(
-    socket: tokio::net::TcpListener,
-    local_addr: Multiaddr,
+    mut socket: RawListener,
     upgrader: Upgrader,
     pending: Arc<Semaphore>,
     negotiation_timeout: Duration,
@@ -225,14 +248,15 @@ async fn accept_loop(
 ) {
     // Upgrades live in this set so that closing the listener aborts them.
     let mut upgrades = JoinSet::new();
+    let local_addr = socket.local_addr().clone();
     loop {
         let accepted = tokio::select! {
             accepted = socket.accept() => accepted,
             Some(_) = upgrades.join_next(), if !upgrades.is_empty() => continue,
             _ = tx.closed() => return,
         };
-        let (tcp, remote) = match accepted {
-            Ok(pair) => pair,
+        let raw = match accepted {
+            Ok(raw) => raw,
             Err(error) => {
                 // Typically EMFILE: back off instead of spinning on the error.
                 tracing::warn!(%local_addr, %error, "accept failed");
@@ -240,22 +264,20 @@ async fn accept_loop(
                 continue;
             }
         };
+        let RawConn { io, local_addr, remote_addr } = raw;
         let Ok(permit) = pending.clone().try_acquire_owned() else {
-            tracing::debug!(%remote, "too many pending inbound handshakes; dropping connection");
+            tracing::debug!(%remote_addr, "too many pending inbound handshakes; dropping connection");
             continue;
         };
-        let _ = tcp.set_nodelay(true);
-        let addrs = ConnAddrs { local: local_addr.clone(), remote: tcp::multiaddr(remote) };
+        let addrs = ConnAddrs { local: local_addr.clone(), remote: remote_addr.clone() };
         if upgrader.gater.as_ref().is_some_and(|g| !g.intercept_accept(&addrs)) {
-            tracing::debug!(%remote, "gater refused inbound connection");
+            tracing::debug!(%remote_addr, "gater refused inbound connection");
             continue;
         }
         let upgrader = upgrader.clone();
         let tx = tx.clone();
-        let local_addr = local_addr.clone();
         upgrades.spawn(async move {
-            let remote_addr = tcp::multiaddr(remote);
-            match upgrader.inbound(tcp, addrs).await {
+            match upgrader.inbound(io, addrs).await {
                 Ok(upgraded) => {
                     let conn = Connection::new(
                         upgraded,

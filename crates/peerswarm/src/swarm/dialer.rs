@@ -14,7 +14,7 @@ use super::dial::{
     DialRequest, DialWorker, DialWorkerConfig, JobId, LimiterConfig, RequestId,
 };
 use super::{Conn, DialError, Shared, Swarm};
-use crate::transport::{tcp, TransportError};
+use crate::transport::TransportError;
 use multiaddr::{Multiaddr, Protocol};
 use peerswarm_proto::identity::PeerId;
 use std::collections::HashMap;
@@ -225,7 +225,8 @@ async fn plan(swarm: &Swarm, peer: PeerId) -> Result<DialRequest<SharedTransport
     let had_addrs = !known.is_empty();
     let resolved = resolve(known, peer).await;
     let own = swarm.interface_listen_addresses();
-    let can_dial = |addr: &Multiaddr| tcp::socket_addr(addr).is_some();
+    let endpoint = &swarm.inner.endpoint;
+    let can_dial = |addr: &Multiaddr| endpoint.can_dial(addr);
     let gater = swarm.inner.gater.clone();
     let gate = move |addr: &Multiaddr| gater.as_ref().is_none_or(|g| g.intercept_addr_dial(&peer, addr));
     let filtered = AddrFilter::new(&own, &can_dial).with_gater(&gate).filter(resolved);

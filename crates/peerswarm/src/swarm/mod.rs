@@ -36,7 +36,7 @@ use crate::connection::{Connection, StreamError};
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::peerstore::{Peerstore, PeerstoreConfig};
 use crate::stream::Stream;
-use crate::transport::{tcp, TransportError};
+use crate::transport::{TransportError, Transports};
 use crate::upgrade::Security;
 use crate::yamux;
 use futures::future::BoxFuture;
@@ -68,6 +68,7 @@ pub struct SwarmConfig {
     pub(crate) backoff: dial::BackoffConfig,
     pub(crate) max_fd_dials: usize,
     pub(crate) max_dials_per_peer: usize,
+    pub(crate) transports: Transports,
 }
 
 impl Default for SwarmConfig {
@@ -85,6 +86,7 @@ impl Default for SwarmConfig {
             backoff: dial::BackoffConfig::default(),
             max_fd_dials: 160,
             max_dials_per_peer: 8,
+            transports: Transports::default(),
         }
     }
 }
@@ -153,6 +155,13 @@ impl SwarmConfig {
     /// Default 160.
     pub fn with_max_fd_dials(mut self, max: usize) -> Self {
         self.max_fd_dials = max.max(1);
+        self
+    }
+
+    /// The transports to dial and listen through, in priority order.
+    /// Default: TCP.
+    pub fn with_transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
         self
     }
 
@@ -249,7 +258,8 @@ impl SwarmBuilder {
             .with_yamux_config(config.yamux.clone())
             .with_handshake_timeout(config.handshake_timeout)
             .with_negotiation_timeout(config.negotiation_timeout)
-            .with_max_pending_inbound(config.max_pending_inbound);
+            .with_max_pending_inbound(config.max_pending_inbound)
+            .with_transports(config.transports.clone());
         if config.security == Security::InsecurePlaintext {
             endpoint_config = endpoint_config.with_insecure_plaintext();
         }
@@ -457,7 +467,7 @@ impl Swarm {
         if self.is_closed() {
             return Err(SwarmError::Closed);
         }
-        if tcp::socket_addr(addr).is_none() {
+        if !self.inner.endpoint.can_listen(addr) {
             return Err(SwarmError::NoTransport(addr.clone()));
         }
         let mut listener = self.inner.endpoint.listen(addr).await.map_err(|e| SwarmError::Listen(vec![e]))?;

@@ -4,7 +4,8 @@
 //! (Noise frames, batched yamux frames), so Nagle would only add latency to
 //! handshakes and small request/response exchanges.
 
-use super::TransportError;
+use super::{RawConn, RawIo, RawListener, Transport, TransportError};
+use futures::future::BoxFuture;
 use multiaddr::{Multiaddr, Protocol};
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -37,6 +38,43 @@ pub(crate) fn socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
 /// The multiaddr of a socket address.
 pub(crate) fn multiaddr(addr: SocketAddr) -> Multiaddr {
     Multiaddr::empty().with(addr.ip().into()).with(Protocol::Tcp(addr.port()))
+}
+
+/// The TCP transport (registered by default).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TcpTransport;
+
+impl Transport for TcpTransport {
+    fn name(&self) -> &'static str {
+        "tcp"
+    }
+
+    fn can_dial(&self, addr: &Multiaddr) -> bool {
+        socket_addr(addr).is_some()
+    }
+
+    fn dial(&self, addr: Multiaddr) -> BoxFuture<'static, Result<RawConn, TransportError>> {
+        Box::pin(async move {
+            let stream = dial(&addr).await?;
+            let local_addr = stream
+                .local_addr()
+                .map_err(|source| TransportError::Connect { addr: addr.clone(), source })?;
+            let remote_addr = match addr.iter().last() {
+                Some(Protocol::P2p(_)) => {
+                    let mut a = addr.clone();
+                    a.pop();
+                    a
+                }
+                _ => addr.clone(),
+            };
+            Ok(RawConn { io: RawIo::Tcp(stream), local_addr: multiaddr(local_addr), remote_addr })
+        })
+    }
+
+    fn listen(&self, addr: &Multiaddr) -> Result<RawListener, TransportError> {
+        let (listener, bound) = listen(addr)?;
+        Ok(RawListener::tcp(bound, listener))
+    }
 }
 
 /// Opens a TCP connection to `addr`.
