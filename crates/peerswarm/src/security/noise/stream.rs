@@ -22,26 +22,63 @@ pub(super) const READ_BUFFER_LEN: usize = 2 * MAX_WIRE_FRAME;
 /// read, so that reads stay large.
 const MIN_READ: usize = 16 * 1024;
 
+/// How many bytes an idle read probes with, on the stack, before a heap
+/// buffer is committed. Most idle-connection traffic (pings, small
+/// requests) fits.
+const PROBE_LEN: usize = 4 * 1024;
+
+/// A fill smaller than this is "light traffic": once the buffer drains, it
+/// is released rather than kept for the next burst.
+const LIGHT_FILL: usize = 16 * 1024;
+
 /// Ciphertext read from the socket; `buf[start..end]` is not yet consumed.
-/// Fixed size ([`READ_BUFFER_LEN`]): nothing a remote sends can grow it.
+///
+/// At most [`READ_BUFFER_LEN`] bytes: nothing a remote sends can grow it.
+/// The buffer exists only while data flows: an idle connection waits on a
+/// small stack probe and holds no heap buffer, so thousands of idle
+/// connections cost little memory (and no per-connection `mmap`).
 pub(super) struct ReadBuffer {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The last fill was small: release the buffer once it drains.
+    light: bool,
 }
 
 impl ReadBuffer {
     pub(super) fn new() -> Self {
-        Self { buf: vec![0; READ_BUFFER_LEN].into_boxed_slice(), start: 0, end: 0 }
+        Self { buf: Vec::new(), start: 0, end: 0, light: true }
     }
 
     pub(super) fn filled(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
+    pub(super) fn filled_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
     pub(super) fn consume(&mut self, n: usize) {
         self.start += n;
         debug_assert!(self.start <= self.end);
+    }
+
+    /// Bytes of heap held (for tests and diagnostics).
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Releases the buffer if nothing is pending in it.
+    pub(super) fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            *self = Self::new();
+        }
+    }
+
+    fn ensure_allocated(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_BUFFER_LEN];
+        }
     }
 
     /// Reads once from `io`, after making room for a frame of `needed`
@@ -57,6 +94,12 @@ impl ReadBuffer {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.light && !self.buf.is_empty() {
+                self.buf = Vec::new();
+            }
+            if self.buf.is_empty() {
+                return self.poll_probe(io, cx);
+            }
         } else if self.buf.len() - self.start < needed || self.buf.len() - self.end < MIN_READ {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -66,6 +109,28 @@ impl ReadBuffer {
         ready!(Pin::new(io).poll_read(cx, &mut read_buf))?;
         let n = read_buf.filled().len();
         self.end += n;
+        self.light = n < LIGHT_FILL;
+        Poll::Ready(Ok(n))
+    }
+
+    /// The idle path: read into a stack probe, and commit a heap buffer only
+    /// if bytes arrived.
+    fn poll_probe<S: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut probe = [0u8; PROBE_LEN];
+        let mut read_buf = ReadBuf::new(&mut probe);
+        ready!(Pin::new(io).poll_read(cx, &mut read_buf))?;
+        let n = read_buf.filled().len();
+        if n > 0 {
+            self.ensure_allocated();
+            self.buf[..n].copy_from_slice(&probe[..n]);
+            self.end = n;
+            // A full probe means more is waiting: treat it as a burst.
+            self.light = n < PROBE_LEN;
+        }
         Poll::Ready(Ok(n))
     }
 }
@@ -75,9 +140,11 @@ impl ReadBuffer {
 ///
 /// # Reading
 ///
-/// Ciphertext is read in large chunks into a fixed buffer of about 128 KiB;
+/// Ciphertext is read in large chunks into a buffer of about 128 KiB;
 /// frames are decrypted in place there, one at a time as the reader drains
-/// them, and copied once into the caller's buffer. A frame that fails to
+/// them, and copied once into the caller's buffer. The buffer is allocated
+/// when data arrives and released when it drains under light traffic, so
+/// an idle connection holds no read buffer. A frame that fails to
 /// authenticate is an [`io::ErrorKind::InvalidData`] error wrapping
 /// [`CipherError::Decrypt`], and every later read fails the same way. EOF
 /// inside a frame is [`io::ErrorKind::UnexpectedEof`].
@@ -89,7 +156,9 @@ impl ReadBuffer {
 /// in maximal 65 535-byte frames and small writes are coalesced. Call
 /// `flush` to send a partial frame; `shutdown` flushes, then shuts down
 /// `S`'s write side. At most one frame is buffered: while it cannot be
-/// written, `poll_write` returns `Pending` (back-pressure).
+/// written, `poll_write` returns `Pending` (back-pressure). The frame
+/// buffer is allocated on the first write and released after a small frame
+/// drains, so an idle connection holds no write buffer either.
 // `pub` because it may appear in public types once the upgrader is wired in.
 #[allow(unreachable_pub)]
 pub struct NoiseStream<S> {
@@ -104,7 +173,8 @@ pub struct NoiseStream<S> {
     /// A frame failed to decrypt; the read side is dead.
     read_error: Option<CipherError>,
     /// `[header][plaintext]` while filling, `[header][ciphertext][tag]`
-    /// once sealed. Capacity [`MAX_WIRE_FRAME`], never more.
+    /// once sealed. Capacity [`MAX_WIRE_FRAME`], never more; empty (no
+    /// allocation) when idle.
     wbuf: Vec<u8>,
     /// `wbuf` holds a sealed frame, written up to `wpos`.
     sealed: bool,
@@ -114,9 +184,9 @@ pub struct NoiseStream<S> {
 }
 
 impl<S> NoiseStream<S> {
-    pub(super) fn new(io: S, send: SendCipher, recv: RecvCipher, rbuf: ReadBuffer) -> Self {
-        let mut wbuf = Vec::with_capacity(MAX_WIRE_FRAME);
-        wbuf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    pub(super) fn new(io: S, send: SendCipher, recv: RecvCipher, mut rbuf: ReadBuffer) -> Self {
+        // The handshake's buffer is not kept for an idle connection.
+        rbuf.release_if_empty();
         Self {
             io,
             send,
@@ -125,7 +195,7 @@ impl<S> NoiseStream<S> {
             plain: 0..0,
             eof: false,
             read_error: None,
-            wbuf,
+            wbuf: Vec::new(),
             sealed: false,
             wpos: 0,
             write_error: None,
@@ -137,8 +207,14 @@ impl<S> NoiseStream<S> {
         if self.sealed {
             0
         } else {
-            self.wbuf.len() - FRAME_HEADER_LEN
+            self.wbuf.len().saturating_sub(FRAME_HEADER_LEN)
         }
+    }
+
+    /// Heap bytes held by the read and write buffers.
+    #[cfg(test)]
+    pub(super) fn buffer_capacity(&self) -> usize {
+        self.rbuf.capacity() + self.wbuf.capacity()
     }
 
     /// Decrypts the next complete frame in the read buffer, if there is
@@ -150,7 +226,8 @@ impl<S> NoiseStream<S> {
             return Ok(false);
         }
         let start = rbuf.start + FRAME_HEADER_LEN;
-        let plaintext_len = self.recv.open_in_place(&mut rbuf.buf[start..start + len])?.len();
+        let frame = &mut rbuf.filled_mut()[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
+        let plaintext_len = self.recv.open_in_place(frame)?.len();
         self.plain = start..start + plaintext_len;
         rbuf.consume(FRAME_HEADER_LEN + len);
         Ok(true)
@@ -182,7 +259,13 @@ impl<S: AsyncWrite + Unpin> NoiseStream<S> {
             }
             self.wpos += n;
             if self.wpos == self.wbuf.len() {
-                self.wbuf.truncate(FRAME_HEADER_LEN);
+                // Keep the buffer through a burst of full frames; release it
+                // after a small one (the connection is likely going idle).
+                if self.wbuf.len() < MAX_WIRE_FRAME / 4 {
+                    self.wbuf = Vec::new();
+                } else {
+                    self.wbuf.truncate(FRAME_HEADER_LEN);
+                }
                 self.sealed = false;
                 self.wpos = 0;
             }
@@ -248,6 +331,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
             return Poll::Ready(Ok(0));
         }
         ready!(this.poll_drain(cx))?;
+        if this.wbuf.is_empty() {
+            this.wbuf.reserve_exact(MAX_WIRE_FRAME);
+            this.wbuf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        }
         let n = data.len().min(MAX_PLAINTEXT_LEN - this.pending_plaintext());
         this.wbuf.extend_from_slice(&data[..n]);
         if this.pending_plaintext() == MAX_PLAINTEXT_LEN {

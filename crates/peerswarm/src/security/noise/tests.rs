@@ -398,3 +398,28 @@ async fn throughput() {
     assert_eq!(total, LEN);
     println!("noise over duplex: {:.0} MiB/s", LEN as f64 / secs / (1 << 20) as f64);
 }
+
+/// Idle connections hold no read or write buffer: small exchanges allocate
+/// briefly, then release; a bulk transfer keeps its buffers while it lasts.
+#[tokio::test]
+async fn idle_connections_hold_no_buffers() {
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[], &[]).await;
+    let (mut x, mut y) = (ra.unwrap().0, rb.unwrap().0);
+    assert_eq!((x.buffer_capacity(), y.buffer_capacity()), (0, 0), "after the handshake");
+    for round in 0..3u8 {
+        x.write_all(&[round; 32]).await.unwrap();
+        x.flush().await.unwrap();
+        let mut ping = [0u8; 32];
+        y.read_exact(&mut ping).await.unwrap();
+        y.write_all(&ping).await.unwrap();
+        y.flush().await.unwrap();
+        x.read_exact(&mut ping).await.unwrap();
+        assert_eq!(ping, [round; 32]);
+    }
+    // The next reads find nothing and go back to waiting on the probe.
+    let mut one = [0u8; 1];
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), x.read(&mut one)).await.is_err());
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), y.read(&mut one)).await.is_err());
+    assert_eq!((x.buffer_capacity(), y.buffer_capacity()), (0, 0), "after small exchanges");
+}
