@@ -463,7 +463,17 @@ impl<C: Clone, E: Clone> DialWorker<C, E> {
                 let Some(p) = self.pending.remove(&id) else { continue };
                 match existing(force_direct) {
                     Some(conn) => self.respond(id, Ok(conn)),
-                    None => self.respond(id, Err(p.error)),
+                    None => {
+                        let mut error = p.error;
+                        // Nothing was dialed: every address is backed off.
+                        if error.cause == DialCause::AllDialsFailed
+                            && error.skipped == 0
+                            && error.errors.iter().all(|(_, e)| matches!(e, AddrError::Backoff))
+                        {
+                            error.cause = DialCause::DialBackoff;
+                        }
+                        self.respond(id, Err(error))
+                    }
                 }
             }
         }

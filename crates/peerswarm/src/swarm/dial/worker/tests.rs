@@ -350,6 +350,7 @@ fn backed_off_address_is_untracked_and_force_direct_dials_it() {
     let got = responses(actions);
     assert_eq!(got[0].0, r1);
     assert_eq!(got[0].1.as_ref().unwrap_err().errors, vec![(a.clone(), AddrError::Backoff)]);
+    assert_eq!(got[0].1.as_ref().unwrap_err().cause, DialCause::DialBackoff);
 
     let mut direct = DialRequest::new(vec![ad(&a, Duration::ZERO)]);
     direct.force_direct = true;
