@@ -7,6 +7,7 @@
 //!
 //! | module | spec |
 //! |---|---|
+//! | [`dns`] | DNS messages (RFC 1035) for `/dnsaddr` TXT lookups |
 //! | [`identity`] | peer-ids: keys, peer IDs, key files |
 //! | [`multistream`] | multistream-select 1.0 |
 //! | [`noise`] | noise-libp2p (`/noise`) handshake, payload and framing |
@@ -15,6 +16,7 @@
 //! | [`identify`], [`ping`], [`perf`] | the built-in protocols' messages |
 //! | [`varint`], [`protobuf`] | the shared encodings |
 
+pub mod dns;
 pub mod identify;
 pub mod identity;
 pub mod multistream;

@@ -13,9 +13,11 @@ use super::dial::{
     AddrDelay, AddrFilter, DefaultDialRanker, DialAction, DialBackoff, DialCause, DialLimiter, DialRanker,
     DialRequest, DialWorker, DialWorkerConfig, JobId, LimiterConfig, RequestId,
 };
+use super::resolve::{self, Resolver};
 use super::{Conn, DialError, Shared, Swarm};
+use crate::peerstore::TEMP_ADDR_TTL;
 use crate::transport::TransportError;
-use multiaddr::{Multiaddr, Protocol};
+use multiaddr::Multiaddr;
 use peerswarm_proto::identity::PeerId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,8 +30,6 @@ use tokio::task::JoinSet;
 /// waited on that address.
 pub type SharedTransportError = Arc<TransportError>;
 
-/// Most DNS results kept per dial (go caps resolution output at 100).
-const MAX_RESOLVED: usize = 100;
 /// Requests queued to one worker before callers wait.
 const REQUEST_QUEUE: usize = 64;
 
@@ -56,10 +56,11 @@ pub(crate) struct Dialer {
     worker_config: DialWorkerConfig,
     next_generation: AtomicU64,
     closed: AtomicBool,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl Dialer {
-    pub(crate) fn new(config: &super::SwarmConfig) -> Self {
+    pub(crate) fn new(config: &super::SwarmConfig, resolver: Arc<dyn Resolver>) -> Self {
         let mut worker_config = DialWorkerConfig::default();
         worker_config.set_dial_timeout(config.dial_timeout).set_local_dial_timeout(config.dial_timeout_local);
         let mut limiter_config = LimiterConfig::default();
@@ -76,6 +77,7 @@ impl Dialer {
             worker_config,
             next_generation: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            resolver,
         }
     }
 
@@ -216,20 +218,25 @@ pub(crate) async fn dial_peer(swarm: &Swarm, peer: PeerId) -> Result<Conn, DialE
     }
 }
 
-/// The addresses to dial for `peer`: peerstore addresses, DNS resolved,
-/// filtered, ranked. `Err` when the peer has addresses but none survives
-/// the filter (some are dropped without a per-address reason, so the
-/// worker alone cannot tell this from having none).
+/// The addresses to dial for `peer`: peerstore addresses, resolved (see
+/// [`resolve`]), filtered, ranked; the dialable ones are written back to the
+/// peerstore with the temporary TTL (as go does). `Err` when the peer has
+/// addresses but none survives resolution and the filter (some are dropped
+/// without a per-address reason, so the worker alone cannot tell this from
+/// having none).
 async fn plan(swarm: &Swarm, peer: PeerId) -> Result<DialRequest<SharedTransportError>, DialError> {
     let known = swarm.inner.peerstore.addrs_now(&peer);
     let had_addrs = !known.is_empty();
-    let resolved = resolve(known, peer).await;
+    let resolved = resolve::resolve_addrs(&*swarm.inner.dialer.resolver, peer, known).await;
     let own = swarm.interface_listen_addresses();
     let endpoint = &swarm.inner.endpoint;
     let can_dial = |addr: &Multiaddr| endpoint.can_dial(addr);
     let gater = swarm.inner.gater.clone();
     let gate = move |addr: &Multiaddr| gater.as_ref().is_none_or(|g| g.intercept_addr_dial(&peer, addr));
     let filtered = AddrFilter::new(&own, &can_dial).with_gater(&gate).filter(resolved);
+    if let Err(error) = swarm.inner.peerstore.add_addrs_now(peer, filtered.dialable.clone(), TEMP_ADDR_TTL) {
+        tracing::debug!(%peer, %error, "cannot record resolved addresses");
+    }
     let addrs: Vec<AddrDelay> = DefaultDialRanker.rank(&filtered.dialable);
     let mut request = DialRequest::new(addrs);
     request.rejected = filtered
@@ -245,51 +252,6 @@ async fn plan(swarm: &Swarm, peer: PeerId) -> Result<DialRequest<SharedTransport
         return Err(error);
     }
     Ok(request)
-}
-
-/// Resolves `/dns`, `/dns4` and `/dns6` addresses to IP addresses (the
-/// system resolver); drops addresses carrying another peer's `/p2p` ID.
-/// `/dnsaddr` is not resolved yet (it needs TXT lookups) and is dropped.
-async fn resolve(addrs: Vec<Multiaddr>, peer: PeerId) -> Vec<Multiaddr> {
-    let mut out = Vec::new();
-    for addr in addrs {
-        if let Some(Protocol::P2p(id)) = addr.iter().last() {
-            if id != peer {
-                continue;
-            }
-        }
-        let mut parts = addr.iter();
-        let (host, want_v4, want_v6) = match parts.next() {
-            Some(Protocol::Dns(h)) => (h.to_string(), true, true),
-            Some(Protocol::Dns4(h)) => (h.to_string(), true, false),
-            Some(Protocol::Dns6(h)) => (h.to_string(), false, true),
-            _ => {
-                out.push(addr);
-                continue;
-            }
-        };
-        let rest: Vec<Protocol<'_>> = parts.collect();
-        let lookup =
-            tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), 0)));
-        let Ok(Ok(ips)) = lookup.await else {
-            tracing::debug!(%addr, "dns resolution failed");
-            continue;
-        };
-        for ip in ips.map(|s| s.ip()).filter(|ip| (ip.is_ipv4() && want_v4) || (ip.is_ipv6() && want_v6)) {
-            let mut resolved = Multiaddr::empty().with(ip.into());
-            for p in &rest {
-                resolved.push(p.clone());
-            }
-            if !out.contains(&resolved) {
-                out.push(resolved);
-            }
-        }
-        if out.len() >= MAX_RESOLVED {
-            out.truncate(MAX_RESOLVED);
-            break;
-        }
-    }
-    out
 }
 
 /// Dials one address: waits for a limiter slot, connects, upgrades

@@ -20,6 +20,7 @@ mod dialer;
 mod gater;
 pub(crate) mod metrics;
 mod notify;
+mod resolve;
 
 pub(crate) use conn::StreamRegistration;
 pub use conn::{Conn, ConnStat, StreamInfo};
@@ -31,6 +32,7 @@ pub type DialError = dial::DialError<SharedTransportError>;
 pub use gater::{ConnAddrs, ConnectionGater};
 pub use metrics::{BandwidthCounter, BandwidthStats, MAX_TRACKED as MAX_METERED, SAMPLE_INTERVAL};
 pub use notify::{Notifiee, NotifyId};
+pub use resolve::{ResolveError, Resolver, SystemResolver};
 
 use crate::connection::{Connection, StreamError};
 use crate::endpoint::{Endpoint, EndpointConfig};
@@ -211,6 +213,7 @@ pub struct SwarmBuilder {
     peerstore: Option<Peerstore>,
     gater: Option<Arc<dyn ConnectionGater>>,
     bandwidth: Option<BandwidthCounter>,
+    resolver: Option<Arc<dyn Resolver>>,
     config: SwarmConfig,
 }
 
@@ -236,6 +239,14 @@ impl SwarmBuilder {
     /// Meters bandwidth into `counter` (default: not metered).
     pub fn bandwidth(mut self, counter: BandwidthCounter) -> Self {
         self.bandwidth = Some(counter);
+        self
+    }
+
+    /// Resolves `/dnsaddr`, `/dns`, `/dns4` and `/dns6` addresses before
+    /// dialing with `resolver` (go's `WithMultiaddrResolver`; default:
+    /// [`SystemResolver`]).
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.resolver = Some(Arc::new(resolver));
         self
     }
 
@@ -267,7 +278,8 @@ impl SwarmBuilder {
         let endpoint = Endpoint::new(endpoint_config);
         let local_peer = endpoint.local_peer_id();
         let (closing, _) = watch::channel(false);
-        let dialer = dialer::Dialer::new(&config);
+        let resolver = self.resolver.unwrap_or_else(|| Arc::new(SystemResolver::new()));
+        let dialer = dialer::Dialer::new(&config, resolver);
         Swarm {
             inner: Arc::new(Shared {
                 local_peer,
@@ -341,6 +353,7 @@ impl Swarm {
             peerstore: None,
             gater: None,
             bandwidth: None,
+            resolver: None,
             config: SwarmConfig::default(),
         }
     }
