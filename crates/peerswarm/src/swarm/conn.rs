@@ -258,8 +258,8 @@ impl Conn {
 /// The connection's driver: announces the connection, then accepts inbound
 /// streams and hands each to the stream handler until the connection ends,
 /// then announces the disconnection. Exactly one runs per connection.
-pub(crate) async fn run(swarm: Swarm, conn: Conn) {
-    if let Some(handler) = swarm.conn_handler() {
+pub(crate) async fn run(swarm: Swarm, conn: Conn, handler: Option<super::ConnHandler>) {
+    if let Some(handler) = handler {
         let conn = conn.clone();
         tokio::spawn(handler(conn));
     }

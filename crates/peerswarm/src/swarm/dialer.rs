@@ -314,7 +314,14 @@ async fn run_worker(shared: std::sync::Weak<Shared>, peer: PeerId, mut requests:
             request = requests.recv() => {
                 let Some(request) = request else { return };
                 let Some(inner) = shared.upgrade() else { return };
-                match plan(&Swarm { inner }, peer).await {
+                let swarm = Swarm { inner };
+                // A connection may have appeared (inbound, or from another
+                // worker) since the caller looked: use it rather than dial.
+                if let Some(conn) = swarm.best_conn(&peer) {
+                    let _ = request.reply.send(Ok(conn));
+                    continue;
+                }
+                match plan(&swarm, peer).await {
                     Ok(plan) => {
                         let id = worker.handle_request(plan);
                         replies.insert(id, request.reply);

@@ -205,7 +205,7 @@ pub enum Connectedness {
 }
 
 type StreamHandler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;
-type ConnHandler = Arc<dyn Fn(Conn) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type ConnHandler = Arc<dyn Fn(Conn) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Builds a [`Swarm`].
 pub struct SwarmBuilder {
@@ -605,8 +605,10 @@ impl Swarm {
         }
         let _ = self.inner.peerstore.add_public_key(peer, conn.remote_public_key().clone(), Instant::now());
         self.inner.dialer.clear_backoff(&peer);
+        // The handler in place when the connection joined is the one it gets.
+        let handler = self.conn_handler();
         self.inner.notifiees.emit(|n| n.connected(&conn));
-        let driver = tokio::spawn(conn::run(self.clone(), conn.clone()));
+        let driver = tokio::spawn(conn::run(self.clone(), conn.clone(), handler));
         let mut state = self.lock();
         state.drivers.retain(|d| !d.is_finished());
         state.drivers.push(driver);

@@ -63,7 +63,8 @@ impl ReadBuffer {
         debug_assert!(self.start <= self.end);
     }
 
-    /// Bytes of heap held (for tests and diagnostics).
+    /// Bytes of heap held.
+    #[cfg(test)]
     pub(super) fn capacity(&self) -> usize {
         self.buf.capacity()
     }
