@@ -112,7 +112,7 @@ impl HostConfig {
 pub enum HostError {
     /// No connection could be made.
     #[error(transparent)]
-    Dial(#[from] DialError),
+    Dial(Box<DialError>),
     /// The stream could not be opened.
     #[error(transparent)]
     Stream(#[from] StreamError),
@@ -131,6 +131,12 @@ pub enum HostError {
     /// The operation did not finish in time.
     #[error("timed out")]
     Timeout,
+}
+
+impl From<DialError> for HostError {
+    fn from(e: DialError) -> Self {
+        HostError::Dial(Box::new(e))
+    }
 }
 
 type Handler = Arc<dyn Fn(Stream) -> BoxFuture<'static, ()> + Send + Sync>;

@@ -185,6 +185,12 @@ pub(crate) async fn dial_peer(swarm: &Swarm, peer: PeerId) -> Result<Conn, DialE
             return Err(DialError::new(peer, DialCause::GaterDisallowed));
         }
     }
+    {
+        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(limit) = shared.config.limits.check_dial(&state) {
+            return Err(DialError::new(peer, DialCause::LimitExceeded(limit)));
+        }
+    }
     let (tx, guard) = {
         let mut active = shared.dialer.active.lock().unwrap_or_else(|e| e.into_inner());
         let dial = active.entry(peer).or_insert_with(|| {

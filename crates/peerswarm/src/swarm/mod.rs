@@ -18,6 +18,7 @@ mod conn;
 pub mod dial;
 mod dialer;
 mod gater;
+mod limits;
 pub(crate) mod metrics;
 mod notify;
 mod resolve;
@@ -30,6 +31,7 @@ pub use dialer::SharedTransportError;
 /// Why `dial_peer` failed: the cause, and what happened at each address.
 pub type DialError = dial::DialError<SharedTransportError>;
 pub use gater::{ConnAddrs, ConnectionGater};
+pub use limits::{ConnectionLimits, LimitExceeded};
 pub use metrics::{BandwidthCounter, BandwidthStats, MAX_TRACKED as MAX_METERED, SAMPLE_INTERVAL};
 pub use notify::{Notifiee, NotifyId};
 pub use resolve::{ResolveError, Resolver, SystemResolver};
@@ -71,6 +73,7 @@ pub struct SwarmConfig {
     pub(crate) max_fd_dials: usize,
     pub(crate) max_dials_per_peer: usize,
     pub(crate) transports: Transports,
+    pub(crate) limits: ConnectionLimits,
 }
 
 impl Default for SwarmConfig {
@@ -89,6 +92,7 @@ impl Default for SwarmConfig {
             max_fd_dials: 160,
             max_dials_per_peer: 8,
             transports: Transports::default(),
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -167,6 +171,13 @@ impl SwarmConfig {
         self
     }
 
+    /// Caps on connections (total, inbound, outbound, per peer, per IP).
+    /// Default: [`ConnectionLimits::default`].
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Concurrent address dials to one peer. Default 8.
     pub fn with_max_dials_per_peer(mut self, max: usize) -> Self {
         self.max_dials_per_peer = max.max(1);
@@ -189,10 +200,16 @@ pub enum SwarmError {
     NoTransport(Multiaddr),
     /// Dialing the peer failed.
     #[error(transparent)]
-    Dial(#[from] DialError),
+    Dial(Box<DialError>),
     /// Opening a stream failed.
     #[error(transparent)]
     Stream(#[from] StreamError),
+}
+
+impl From<DialError> for SwarmError {
+    fn from(e: DialError) -> Self {
+        SwarmError::Dial(Box::new(e))
+    }
 }
 
 /// How connected the swarm is to a peer.
@@ -274,28 +291,60 @@ impl SwarmBuilder {
         if config.security == Security::InsecurePlaintext {
             endpoint_config = endpoint_config.with_insecure_plaintext();
         }
-        endpoint_config = endpoint_config.with_gater(self.gater.clone());
-        let endpoint = Endpoint::new(endpoint_config);
-        let local_peer = endpoint.local_peer_id();
         let (closing, _) = watch::channel(false);
         let resolver = self.resolver.unwrap_or_else(|| Arc::new(SystemResolver::new()));
         let dialer = dialer::Dialer::new(&config, resolver);
+        let user_gater = self.gater;
         Swarm {
-            inner: Arc::new(Shared {
-                local_peer,
-                peerstore,
-                endpoint,
-                gater: self.gater,
-                bandwidth: self.bandwidth,
-                notifiees: Notifiees::default(),
-                state: Mutex::new(State::default()),
-                stream_handler: RwLock::new(None),
-                conn_handler: RwLock::new(None),
-                closing,
-                dialer,
-                config,
+            inner: Arc::new_cyclic(|weak| {
+                // The endpoint's accept and secured hooks go through the
+                // swarm, which adds its connection limits to the user's gater.
+                let admission = Admission { user: user_gater.clone(), swarm: weak.clone() };
+                let endpoint = Endpoint::new(endpoint_config.with_gater(Some(Arc::new(admission))));
+                Shared {
+                    local_peer: endpoint.local_peer_id(),
+                    peerstore,
+                    endpoint,
+                    gater: user_gater,
+                    bandwidth: self.bandwidth,
+                    notifiees: Notifiees::default(),
+                    state: Mutex::new(State::default()),
+                    stream_handler: RwLock::new(None),
+                    conn_handler: RwLock::new(None),
+                    closing,
+                    dialer,
+                    config,
+                }
             }),
         }
+    }
+}
+
+/// The gater the swarm gives its endpoint: the user's gater, plus the
+/// connection limits at accept time.
+struct Admission {
+    user: Option<Arc<dyn ConnectionGater>>,
+    swarm: std::sync::Weak<Shared>,
+}
+
+impl ConnectionGater for Admission {
+    fn intercept_accept(&self, addrs: &ConnAddrs) -> bool {
+        if self.user.as_ref().is_some_and(|g| !g.intercept_accept(addrs)) {
+            return false;
+        }
+        let Some(shared) = self.swarm.upgrade() else { return false };
+        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        match shared.config.limits.check_accept(&state, &addrs.remote) {
+            Ok(()) => true,
+            Err(limit) => {
+                tracing::debug!(remote = %addrs.remote, %limit, "inbound connection refused");
+                false
+            }
+        }
+    }
+
+    fn intercept_secured(&self, direction: crate::Direction, peer: &PeerId, addrs: &ConnAddrs) -> bool {
+        self.user.as_ref().is_none_or(|g| g.intercept_secured(direction, peer, addrs))
     }
 }
 
@@ -600,6 +649,12 @@ impl Swarm {
                 drop(state);
                 conn.start_close_quietly();
                 return Err(DialCause::SwarmClosed);
+            }
+            if let Err(limit) = self.inner.config.limits.check_established(&state, &conn) {
+                drop(state);
+                tracing::debug!(%peer, %limit, "connection refused");
+                conn.start_close_quietly();
+                return Err(DialCause::LimitExceeded(limit));
             }
             state.conns.entry(peer).or_default().push(conn.clone());
         }

@@ -57,6 +57,10 @@ pub enum DialCause {
     /// which does not bound them.
     #[error("too many pending dial requests")]
     TooManyPendingRequests,
+    /// A connection limit refused the dial or the connection (see
+    /// `ConnectionLimits`). Not in go, where the resource manager does this.
+    #[error("{0}")]
+    LimitExceeded(crate::swarm::LimitExceeded),
 }
 
 /// Why one address of a peer was not dialed, or why its dial failed.
