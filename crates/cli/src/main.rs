@@ -38,7 +38,10 @@ pub(crate) fn fail<T>(msg: impl Into<String>) -> Result<T, Failure> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if cli.verbose { "info" } else { "warn" }));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -57,6 +60,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `--help` and `--version` as clap does; any other argument error as
+/// one line, `peerswarm: ...`, like every other failure (clap's own report
+/// spans several lines and starts with `error:`). Exit status 2, clap's.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = e.render().to_string();
+    let mut msg = String::new();
+    let noise = |l: &&str| l.is_empty() || l.starts_with("For more information") || l.starts_with("Usage:");
+    for line in text.lines().map(str::trim).filter(|l| !noise(l)) {
+        if !msg.is_empty() {
+            msg.push_str(if msg.ends_with(':') { " " } else { "; " });
+        }
+        msg.push_str(line);
+    }
+    eprintln!("peerswarm: {}", msg.strip_prefix("error: ").unwrap_or(&msg));
+    ExitCode::from(2)
 }
 
 async fn run(command: Option<Command>, out: &Output) -> Result<(), Failure> {
@@ -126,6 +151,12 @@ async fn listen_node(
     metrics: Option<std::net::SocketAddr>,
     out: &Output,
 ) -> Result<(), Failure> {
+    // Install the SIGINT handler before printing anything: `ctrl_c()`
+    // registers it on first poll, and until then SIGINT's default action
+    // kills the process, so a script that interrupts the node as soon as it
+    // reads `LISTEN` would see death by signal instead of a clean exit 0.
+    let mut interrupted = Box::pin(tokio::signal::ctrl_c());
+    let early = futures::poll!(&mut interrupted);
     let host = new_host(keypair, perf);
     let listen = if listen.is_empty() { vec!["/ip4/127.0.0.1/tcp/0".parse()?] } else { listen };
     let mut bound = Vec::new();
@@ -144,7 +175,11 @@ async fn listen_node(
         let served = metrics::serve(metrics_addr, host.clone()).await?;
         out.info(&format!("metrics at http://{served}/metrics"));
     }
-    tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for interrupt: {e}"))?;
+    let interrupted = match early {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => interrupted.await,
+    };
+    interrupted.map_err(|e| format!("cannot wait for interrupt: {e}"))?;
     out.info("interrupted; closing");
     host.close().await;
     Ok(())
