@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod libp2p_node;
 pub mod peerswarm_node;
 pub mod proc_stat;
+pub mod report;
 pub mod scenario;
 pub mod stats;
 pub mod tcp_node;

@@ -1,6 +1,6 @@
 //! The rust-libp2p side (crates.io `libp2p` 0.57): TCP + Noise + yamux with
 //! the library's defaults. The listener serves perf, echo and ping through
-//! its own behaviour ([`serve`]); the client opens streams with
+//! its own behaviour (module `serve`); the client opens streams with
 //! `libp2p-stream` and dials through a small command loop.
 
 mod serve;
