@@ -182,8 +182,20 @@ pub async fn run(target: &str, scenario: &Scenario) -> Result<(Value, Box<dyn An
     let client = Client::spawn()?;
     let value = match *scenario {
         Scenario::Idle { conns } => {
+            // As for peerswarm: a connection counts once a ping crossed
+            // (here: some connection to the listener).
+            let dial = |seq: u32| {
+                let (client, addr) = (&client, &addr);
+                async move {
+                    client.dial(addr, peer).await?;
+                    let mut stream = client.open(peer, PING).await?;
+                    wire::ping(&mut stream, u64::from(seq)).await?;
+                    tokio::io::AsyncWriteExt::shutdown(&mut stream).await?;
+                    Ok::<_, BenchError>(())
+                }
+            };
             let opened: Vec<_> = futures::stream::iter(0..conns)
-                .map(|_| client.dial(&addr, peer))
+                .map(dial)
                 .buffer_unordered(IDLE_DIAL_CONCURRENCY)
                 .collect()
                 .await;

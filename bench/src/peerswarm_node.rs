@@ -1,14 +1,16 @@
-//! The peerswarm side: a [`Host`] with perf enabled and identify on
-//! connect disabled (rust-libp2p's node runs no identify either).
+//! The peerswarm side: a [`Host`] with perf enabled, identify on connect
+//! disabled (rust-libp2p's node runs no identify either) and no connection
+//! limits (rust-libp2p has none by default).
 
 use crate::proc_stat::own_cpu_ticks;
-use crate::scenario::{split, Scenario, ECHO};
+use crate::scenario::{split, Scenario, ECHO, PING};
+use crate::wire;
 use crate::BenchError;
 use futures::StreamExt;
 use peerswarm::host::{Host, HostConfig};
 use peerswarm::identity::{Keypair, PeerId};
 use peerswarm::multiaddr::Protocol;
-use peerswarm::swarm::{Swarm, SwarmConfig};
+use peerswarm::swarm::{ConnectionLimits, Swarm, SwarmConfig};
 use peerswarm::{Endpoint, EndpointConfig, Multiaddr};
 use serde_json::{json, Value};
 use std::any::Any;
@@ -19,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const IDLE_DIAL_CONCURRENCY: usize = 32;
 
 fn new_host() -> Host {
-    let swarm = Swarm::builder(Keypair::generate_ed25519()).config(SwarmConfig::default()).build();
+    let config = SwarmConfig::default().with_connection_limits(ConnectionLimits::unlimited());
+    let swarm = Swarm::builder(Keypair::generate_ed25519()).config(config).build();
     Host::new(swarm, HostConfig::default().with_perf(true).with_identify_on_connect(false))
 }
 
@@ -111,15 +114,24 @@ pub async fn run(target: &str, scenario: &Scenario) -> Result<(Value, Holder), B
     Ok((value, Box::new(())))
 }
 
-/// Opens `conns` connections from one endpoint (one identity; the swarm
-/// would keep only one connection per peer).
+/// Opens `conns` connections from one endpoint (one identity; a swarm
+/// would reuse its connection to the peer). Each connection counts as open
+/// once a ping has crossed it, so at most [`IDLE_DIAL_CONCURRENCY`]
+/// connections are in the listener's hands unfinished.
 async fn idle(addr: &Multiaddr, peer: PeerId, conns: u32) -> Result<(Value, Holder), BenchError> {
     let endpoint = Endpoint::new(EndpointConfig::new(Keypair::generate_ed25519()));
-    let opened: Vec<_> = futures::stream::iter(0..conns)
-        .map(|_| endpoint.dial(addr, Some(peer)))
-        .buffer_unordered(IDLE_DIAL_CONCURRENCY)
-        .collect()
-        .await;
+    let dial = |seq: u32| {
+        let endpoint = &endpoint;
+        async move {
+            let conn = endpoint.dial(addr, Some(peer)).await?;
+            let mut stream = conn.open_stream(&[PING]).await?;
+            wire::ping(&mut stream, u64::from(seq)).await?;
+            stream.shutdown().await?;
+            Ok::<_, BenchError>(conn)
+        }
+    };
+    let opened: Vec<_> =
+        futures::stream::iter(0..conns).map(dial).buffer_unordered(IDLE_DIAL_CONCURRENCY).collect().await;
     let opened = opened.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok((json!({ "conns": opened.len() }), Box::new((endpoint, opened))))
 }

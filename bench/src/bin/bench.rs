@@ -4,7 +4,7 @@
 
 use clap::{Parser, ValueEnum};
 use peerswarm_bench::crypto;
-use peerswarm_bench::proc_stat::{clock_ticks_per_second, cpu_ticks, rss_bytes};
+use peerswarm_bench::proc_stat::{clock_ticks_per_second, cpu_ticks, open_fds, rss_bytes};
 use peerswarm_bench::report::{self, num, Check, Metric, Report};
 use peerswarm_bench::scenario::{Impl, Scenario};
 use peerswarm_bench::stats::{percentile, Summary};
@@ -332,6 +332,7 @@ impl Driver {
         let (listener, addr) = Node::listener(&self.bin, stack)?;
         std::thread::sleep(Duration::from_millis(300));
         let before = rss_bytes(listener.pid()).ok_or("listener gone")?;
+        let fds_before = open_fds(listener.pid()).ok_or("listener gone")?;
         let mut args = vec!["client".to_string(), addr];
         args.extend(Scenario::Idle { conns }.args());
         let mut client = Node::spawn(&self.bin, stack, &args)?;
@@ -342,7 +343,12 @@ impl Driver {
         // Let handshake buffers drain and both sides settle.
         std::thread::sleep(Duration::from_secs(2));
         let after = rss_bytes(listener.pid()).ok_or("listener gone")?;
+        // The client's word is not enough: a listener may have closed some.
+        let held = open_fds(listener.pid()).ok_or("listener gone")?.saturating_sub(fds_before);
         client.finish()?;
+        if held < conns as usize {
+            return Err(format!("the listener holds only {held} of {conns} connections").into());
+        }
         Ok((after.saturating_sub(before)) as f64 / f64::from(conns) / 1024.0)
     }
 
