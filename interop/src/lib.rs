@@ -1,9 +1,9 @@
 //! Test helpers that run rust-libp2p peers beside peerswarm.
 //!
 //! * [`RustNode`]: a rust-libp2p 0.57 swarm (TCP, Noise, yamux; ping,
-//!   libp2p-stream and an optional `/echo/1.0.0` service) on a background
-//!   tokio task, with a handle to dial, open and accept streams and watch
-//!   events.
+//!   libp2p-stream, and optional identify, `/echo/1.0.0` and `/perf/1.0.0`
+//!   services) on a background tokio task, with a handle to dial, open and
+//!   accept streams and watch events.
 //! * [`RustYamux`]: rust-yamux 0.14 (the muxer inside rust-libp2p) over a
 //!   bare socket, to test peerswarm's yamux layer on its own.
 //! * [`exercise`]: stream exercises (echo, ping dialer and listener, send
@@ -17,11 +17,13 @@
 
 mod echo_service;
 pub mod exercise;
+mod perf_service;
 mod rust_node;
 mod rust_yamux;
 
 pub use echo_service::ECHO_PROTOCOL;
-pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError};
+pub use perf_service::{perf_client, perf_server, PERF_PROTOCOL};
+pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError, IDENTIFY_PROTOCOL_VERSION};
 pub use rust_yamux::{Mode as YamuxMode, RustYamux, RustYamuxStream};
 
 /// The `/ipfs/ping/1.0.0` protocol ID.

@@ -1,5 +1,6 @@
-//! [`RustNode`]: a rust-libp2p peer (TCP, Noise, yamux; ping, libp2p-stream
-//! and an optional echo service) driven by a background tokio task.
+//! [`RustNode`]: a rust-libp2p peer (TCP, Noise, yamux; ping, libp2p-stream,
+//! and optional identify, echo and perf services) driven by a background
+//! tokio task.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -10,13 +11,15 @@ use futures::StreamExt;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{identity, noise, ping, plaintext, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    identify, identity, noise, ping, plaintext, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
+};
 use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use crate::echo_service;
+use crate::{echo_service, perf_service};
 
 /// A rust-libp2p stream adapted to tokio's `AsyncRead`/`AsyncWrite`.
 pub type RustStream = Compat<libp2p::Stream>;
@@ -38,7 +41,17 @@ pub struct RustNodeConfig {
     /// IDs are exchanged but nothing is authenticated or encrypted. For
     /// telling Noise bugs from bugs above it. Default `false`.
     pub insecure_plaintext: bool,
+    /// Whether to run the identify behaviour (default `false`): answer
+    /// `/ipfs/id/1.0.0` requests (agent `rust-libp2p/<version>`, protocol
+    /// version [`IDENTIFY_PROTOCOL_VERSION`]), identify every connected
+    /// peer and report it as [`NodeEvent::Identified`].
+    pub identify: bool,
+    /// Whether to serve `/perf/1.0.0` (default `false`).
+    pub perf: bool,
 }
+
+/// The protocol version a [`RustNode`] announces through identify.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "ipfs/0.1.0";
 
 impl RustNodeConfig {
     /// Runs the ping behaviour with the given interval.
@@ -50,6 +63,18 @@ impl RustNodeConfig {
     /// Answers `/echo/1.0.0` streams.
     pub fn with_echo(mut self) -> Self {
         self.echo = true;
+        self
+    }
+
+    /// Runs the identify behaviour.
+    pub fn with_identify(mut self) -> Self {
+        self.identify = true;
+        self
+    }
+
+    /// Serves `/perf/1.0.0`.
+    pub fn with_perf(mut self) -> Self {
+        self.perf = true;
         self
     }
 
@@ -90,6 +115,13 @@ pub enum NodeEvent {
         /// The round-trip time, or the failure's description.
         result: Result<Duration, String>,
     },
+    /// The identify behaviour received a peer's identify message.
+    Identified {
+        /// The identified peer.
+        peer: PeerId,
+        /// What it announced.
+        info: Box<identify::Info>,
+    },
 }
 
 #[derive(NetworkBehaviour)]
@@ -97,6 +129,8 @@ struct Behaviour {
     ping: Toggle<ping::Behaviour>,
     stream: libp2p_stream::Behaviour,
     echo: Toggle<echo_service::Behaviour>,
+    identify: Toggle<identify::Behaviour>,
+    perf: Toggle<perf_service::Behaviour>,
 }
 
 enum Command {
@@ -128,6 +162,7 @@ impl RustNode {
     /// yamux with rust-libp2p's defaults), listens on `/ip4/127.0.0.1/tcp/0` and
     /// returns once the listen address is known.
     pub async fn spawn(config: RustNodeConfig) -> Result<Self, SetupError> {
+        let key = identity::Keypair::generate_ed25519();
         let behaviour = Behaviour {
             ping: config
                 .ping_interval
@@ -135,12 +170,21 @@ impl RustNode {
                 .into(),
             stream: libp2p_stream::Behaviour::new(),
             echo: config.echo.then(echo_service::Behaviour::default).into(),
+            identify: config
+                .identify
+                .then(|| {
+                    identify::Behaviour::new(identify::Config::new(
+                        IDENTIFY_PROTOCOL_VERSION.to_owned(),
+                        key.public(),
+                    ))
+                })
+                .into(),
+            perf: config.perf.then(perf_service::Behaviour::default).into(),
         };
         // Keep idle connections: tests decide when a connection ends.
         let idle = Duration::from_secs(300);
         let tcp = tcp::Config::default().nodelay(true);
-        let builder =
-            libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519()).with_tokio();
+        let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
         let mut swarm = if config.insecure_plaintext {
             let plaintext = |key: &identity::Keypair| Ok::<_, Infallible>(plaintext::Config::new(key));
             builder
@@ -286,6 +330,11 @@ async fn drive(
                     SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
                         Some(NodeEvent::Ping { peer, result: result.map_err(|e| e.to_string()) })
                     }
+                    SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                        peer_id,
+                        info,
+                        ..
+                    })) => Some(NodeEvent::Identified { peer: peer_id, info: Box::new(info) }),
                     _ => None,
                 };
                 if let Some(event) = published {
