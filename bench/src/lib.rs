@@ -18,13 +18,14 @@
 //! percentiles), [`scenario`] (the client/listener contract between the
 //! two binaries), [`peerswarm_node`], [`libp2p_node`], [`tcp_node`] (the
 //! three stacks), [`wire`] (perf, echo and ping over any byte
-//! stream), [`crypto`] (ChaCha20-Poly1305 reference), [`report`] (table and
-//! chart).
+//! stream), [`crypto`] (ChaCha20-Poly1305 reference), [`relay`] (the delaying,
+//! rate-capped loopback relay), [`report`] (table and chart).
 
 pub mod crypto;
 pub mod libp2p_node;
 pub mod peerswarm_node;
 pub mod proc_stat;
+pub mod relay;
 pub mod report;
 pub mod scenario;
 pub mod stats;
