@@ -270,7 +270,12 @@ async fn perf(
     let elapsed = started.elapsed();
     let mut results_ok = Vec::new();
     for r in results {
-        results_ok.push(r.map_err(|e| format!("perf against {peer} failed: {e}"))?);
+        results_ok.push(r.map_err(|e| match e {
+            peerswarm::host::HostError::Negotiation(peerswarm::multistream::NegotiationError::Failed) => {
+                format!("perf against {peer} failed: the peer does not serve /perf/1.0.0 (start it with `listen --perf`)")
+            }
+            e => format!("perf against {peer} failed: {e}"),
+        })?);
     }
     out.perf(&peer, &results_ok, elapsed);
     host.close().await;

@@ -124,13 +124,29 @@ pub enum HostError {
     Swarm(#[from] SwarmError),
     /// The stream failed mid-protocol.
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The remote broke the protocol (wrong echo, oversized message, ...).
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// The operation did not finish in time.
     #[error("timed out")]
     Timeout,
+}
+
+impl From<std::io::Error> for HostError {
+    /// An optimistic negotiation's refusal arrives as an I/O error on the
+    /// stream; it is reported as the negotiation failure it is.
+    fn from(e: std::io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<NegotiationError>()) {
+            if let Some(inner) = e.into_inner() {
+                if let Ok(negotiation) = inner.downcast::<NegotiationError>() {
+                    return HostError::Negotiation(*negotiation);
+                }
+            }
+            return HostError::Io(std::io::Error::other("negotiation failed"));
+        }
+        HostError::Io(e)
+    }
 }
 
 impl From<DialError> for HostError {

@@ -184,7 +184,21 @@ where
             return Ok((protocol, Negotiated::completed(io, buf.into_leftover())));
         }
         buf.read_from(&mut io).await?;
-        let used = listener.handle_input(buf.data(), &supported)?;
+        let used = match listener.handle_input(buf.data(), &supported) {
+            Ok(used) => used,
+            Err(error) => {
+                // A lazy dialer's payload follows its proposal, so a refused
+                // proposal is often followed by bytes that are no message.
+                // The refusal queued before them still goes out (best
+                // effort), so the dialer learns why.
+                if let Some(bytes) = listener.poll_transmit() {
+                    if io.write_all(&bytes).await.is_ok() {
+                        let _ = io.flush().await;
+                    }
+                }
+                return Err(error.into());
+            }
+        };
         buf.consume(used);
     }
 }

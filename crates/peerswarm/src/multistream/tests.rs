@@ -404,3 +404,24 @@ fn io_error_mapping() {
 fn _negotiated_is_send<S: Send>(n: Negotiated<S>) -> impl Send {
     n
 }
+
+/// A lazy dialer's payload follows its proposal. When the listener refuses
+/// the proposal, the payload is no valid message; the listener fails, but
+/// its `na` must still reach the dialer, whose first read then reports the
+/// refusal (not a bare EOF).
+#[tokio::test]
+async fn refusal_reaches_a_lazy_dialer_whose_payload_follows() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (a, b) = duplex(64 * 1024);
+    let listener =
+        tokio::spawn(async move { listener_select(b, |p| p == "/supported/1.0.0").await.map(|_| ()) });
+    let (_, mut dialer) = dialer_select(a, ["/unsupported/1.0.0"], true).await.unwrap();
+    dialer.write_all(&[0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]).await.unwrap();
+    dialer.shutdown().await.unwrap();
+    assert!(listener.await.unwrap().is_err());
+    let mut buf = [0u8; 8];
+    let err = dialer.read(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    let inner = err.get_ref().and_then(|e| e.downcast_ref::<NegotiationError>());
+    assert!(matches!(inner, Some(NegotiationError::Failed)), "{err:?}");
+}

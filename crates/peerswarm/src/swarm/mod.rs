@@ -193,7 +193,7 @@ pub enum SwarmError {
     #[error("swarm closed")]
     Closed,
     /// No listener could be started.
-    #[error("failed to listen on any address: {0:?}")]
+    #[error("failed to listen: {}", join_errors(.0))]
     Listen(Vec<TransportError>),
     /// No transport handles this address.
     #[error("no transport for {0}")]
@@ -210,6 +210,10 @@ impl From<DialError> for SwarmError {
     fn from(e: DialError) -> Self {
         SwarmError::Dial(Box::new(e))
     }
+}
+
+fn join_errors(errors: &[TransportError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// How connected the swarm is to a peer.
