@@ -840,7 +840,12 @@ impl Session {
             out.extend_from_slice(&self.tx);
             self.tx.clear();
         }
-        for id in std::mem::take(&mut self.tx_waiters) {
+        let waiters = std::mem::take(&mut self.tx_waiters);
+        if self.closed.is_some() {
+            // `Event::Closed` was the last event: writers stay blocked.
+            return;
+        }
+        for id in waiters {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.tx_waiting = false;
                 if s.write_blocked && s.send_window > 0 {

@@ -376,6 +376,24 @@ fn send_buffer_blocks_writers_until_transmitted() {
     assert_eq!(s.write(id, &[0u8; 20 * KIB]).unwrap(), 8 * KIB);
 }
 
+/// Regression (fuzz target `yamux_session`): a writer blocked on a full send
+/// buffer was woken with `StreamWritable` by the flush that followed the
+/// session's end, after `Event::Closed`, which is documented as the last
+/// event.
+#[test]
+fn no_stream_writable_after_closed() {
+    let now = Instant::now();
+    let mut c = cfg();
+    c.set_send_buffer_size(61).unwrap();
+    let mut s = Session::new(Role::Server, c, now);
+    let id = s.open_stream().unwrap();
+    assert_eq!(s.write(id, &[0; 100]).unwrap(), 61);
+    assert_eq!(s.write(id, &[0; 100]).unwrap(), 0, "blocked on the send buffer");
+    s.handle_eof(now);
+    assert!(!transmit(&mut s).is_empty(), "queued data is still flushed");
+    assert_eq!(events(&mut s), [Event::Closed(Error::RemoteClosed)]);
+}
+
 #[test]
 fn large_frames_split_at_split_send_size() {
     let now = Instant::now();

@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|input: peerswarm_fuzz::NegotiationInput| {
+    peerswarm_fuzz::multistream_negotiation(input)
+});
