@@ -17,7 +17,7 @@ pub struct Metric {
     /// Short label, e.g. "Single-stream upload".
     pub label: String,
     /// Unit of the samples, e.g. "Gbit/s".
-    pub unit: &'static str,
+    pub unit: String,
     /// Whether larger samples are better (throughput) or worse (memory).
     pub higher_is_better: bool,
     /// Samples by stack name (`peerswarm`, `rust-libp2p`, `tcp`).
@@ -30,8 +30,14 @@ pub struct Metric {
 
 impl Metric {
     /// A metric with no samples yet.
-    pub fn new(label: impl Into<String>, unit: &'static str, higher_is_better: bool) -> Metric {
-        Metric { label: label.into(), unit, higher_is_better, samples: BTreeMap::new(), target_ratio: None }
+    pub fn new(label: impl Into<String>, unit: &str, higher_is_better: bool) -> Metric {
+        Metric {
+            label: label.into(),
+            unit: unit.to_string(),
+            higher_is_better,
+            samples: BTreeMap::new(),
+            target_ratio: None,
+        }
     }
 
     /// Sets the ratio target.
@@ -221,8 +227,7 @@ impl Report {
                 None => RGBColor(70, 110, 170),
             };
             root.draw(&Rectangle::new([(x(0.0), y0), (x(*advantage), y1)], color.filled()))?;
-            let short = metric.label.split(" (").next().unwrap_or(&metric.label);
-            root.draw(&Text::new(short.to_string(), (10, y0 + 6), font.clone()))?;
+            root.draw(&Text::new(chart_label(&metric.label), (10, y0 + 6), font.clone()))?;
             root.draw(&Text::new(
                 format!("{}×", num(*advantage)),
                 (x(*advantage) + 6, y0 + 6),
@@ -243,6 +248,45 @@ impl Report {
         }
         root.present()?;
         Ok(())
+    }
+}
+
+/// A metric's label without its parenthesised details, except the RTT of
+/// an emulated link: "High-BDP download (60 ms RTT, ...)" becomes
+/// "High-BDP download, 60 ms RTT".
+fn chart_label(label: &str) -> String {
+    let (head, details) = label.split_once(" (").unwrap_or((label, ""));
+    match details.split_once(" ms RTT") {
+        Some((ms, _)) if ms.chars().all(|c| c.is_ascii_digit()) => format!("{head}, {ms} ms RTT"),
+        _ => head.to_string(),
+    }
+}
+
+impl Report {
+    /// Rebuilds the metrics of a JSON record written by [`Report::to_json`]
+    /// (enough to redraw the chart).
+    pub fn metrics_from_json(record: &Value) -> Vec<Metric> {
+        let stacks = ["peerswarm", "rust-libp2p", "tcp"];
+        let metrics = record.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+        metrics
+            .iter()
+            .map(|m| {
+                let text = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                let mut metric = Metric::new(
+                    text("label"),
+                    &text("unit"),
+                    m.get("higher_is_better").and_then(Value::as_bool).unwrap_or(true),
+                );
+                metric.target_ratio = m.get("target_ratio").and_then(Value::as_f64);
+                for stack in stacks {
+                    let samples = m.get("samples").and_then(|s| s.get(stack)).and_then(Value::as_array);
+                    for sample in samples.into_iter().flatten().filter_map(Value::as_f64) {
+                        metric.push(stack, sample);
+                    }
+                }
+                metric
+            })
+            .collect()
     }
 }
 
@@ -276,6 +320,26 @@ mod tests {
         assert_eq!(m.ratio(), Some(0.25));
         assert_eq!(m.advantage(), Some(4.0));
         assert_eq!(m.met(), Some(true));
+    }
+
+    #[test]
+    fn chart_labels_keep_the_link() {
+        assert_eq!(
+            chart_label("High-BDP download (60 ms RTT, 2.50 Gbit/s; 512 MiB)"),
+            "High-BDP download, 60 ms RTT"
+        );
+        assert_eq!(chart_label("Stream opens/s (open, 3000 in a row)"), "Stream opens/s");
+    }
+
+    #[test]
+    fn metrics_survive_the_json_record() {
+        let mut m = Metric::new("x", "KiB", false).with_target(0.5);
+        m.push("peerswarm", 1.0);
+        m.push("rust-libp2p", 4.0);
+        let report = Report { metrics: vec![m], ..Report::default() };
+        let back = Report::metrics_from_json(&report.to_json());
+        assert_eq!(back[0].ratio(), Some(0.25));
+        assert_eq!(back[0].met(), Some(true));
     }
 
     #[test]

@@ -52,6 +52,10 @@ struct Cli {
     /// Print only; leave BENCHMARKS.md, the JSON record and the chart alone.
     #[arg(long)]
     no_write: bool,
+    /// Redraw docs/bench-ratios.svg from bench/results/latest.json; run
+    /// nothing.
+    #[arg(long)]
+    redraw: bool,
     /// The repository root (where BENCHMARKS.md lives).
     #[arg(long, default_value = ".")]
     root: PathBuf,
@@ -533,6 +537,12 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), BenchError> {
+    if cli.redraw {
+        let record = std::fs::read_to_string(cli.root.join("bench/results/latest.json"))?;
+        let metrics = Report::metrics_from_json(&serde_json::from_str(&record)?);
+        let report = Report { metrics, ..Report::default() };
+        return report.draw_chart(&cli.root.join("docs/bench-ratios.svg"), CHART_TITLE);
+    }
     let sizes = Sizes::from(&cli);
     let bin = std::env::current_exe()?.with_file_name("bench-node");
     if !bin.exists() {
@@ -686,6 +696,8 @@ fn checks(report: &mut Report, idle: Option<Check>, bdp: Vec<Check>) {
     report.checks = checks;
 }
 
+const CHART_TITLE: &str = "peerswarm vs rust-libp2p (loopback; see BENCHMARKS.md)";
+
 fn write(root: &Path, report: &Report) -> Result<(), BenchError> {
     let results = root.join("bench/results");
     std::fs::create_dir_all(&results)?;
@@ -695,7 +707,7 @@ fn write(root: &Path, report: &Report) -> Result<(), BenchError> {
     std::fs::write(&doc_path, report::splice(&doc, &report.markdown()))?;
     std::fs::create_dir_all(root.join("docs"))?;
     let chart = root.join("docs/bench-ratios.svg");
-    report.draw_chart(&chart, "peerswarm vs rust-libp2p (loopback; see BENCHMARKS.md)")?;
+    report.draw_chart(&chart, CHART_TITLE)?;
     println!("wrote BENCHMARKS.md, {}, bench/results/latest.json", chart.display());
     Ok(())
 }
