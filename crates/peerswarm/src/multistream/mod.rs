@@ -240,8 +240,10 @@ impl ReadBuffer {
         }
     }
 
+    /// The bytes read past the negotiation, in an allocation of their own
+    /// size: the negotiation buffer is not kept for the stream's lifetime.
     fn into_leftover(self) -> Vec<u8> {
-        self.bytes
+        negotiated::compact(self.bytes)
     }
 }
 

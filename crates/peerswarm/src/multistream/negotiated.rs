@@ -63,6 +63,18 @@ struct Pending {
 /// one write.
 const MAX_COALESCE: usize = 16 * 1024;
 
+/// `bytes` in an allocation of exactly its size (none if empty): every
+/// connection and stream keeps its replay buffer, so it must not keep the
+/// capacity of the buffer negotiation read into.
+pub(super) fn compact(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.is_empty() {
+        Vec::new()
+    } else {
+        bytes.shrink_to_fit();
+        bytes
+    }
+}
+
 impl<S> Negotiated<S> {
     /// Wraps a stream that needs no negotiation (its protocol is known
     /// out of band). Reads and writes go straight through.
@@ -97,6 +109,15 @@ impl<S> Negotiated<S> {
         match &self.state {
             State::Done { replay, pos } if *pos >= replay.len() => Ok(self.io),
             _ => Err(self),
+        }
+    }
+
+    /// Heap bytes held for replay.
+    #[cfg(test)]
+    pub(super) fn replay_capacity(&self) -> usize {
+        match &self.state {
+            State::Done { replay, .. } => replay.capacity(),
+            _ => 0,
         }
     }
 
@@ -181,7 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
             }
             match pending.dialer.status() {
                 Status::Selected(_) => {
-                    let replay = std::mem::take(&mut pending.received);
+                    let replay = compact(std::mem::take(&mut pending.received));
                     self.state = State::Done { replay, pos: 0 };
                     continue;
                 }

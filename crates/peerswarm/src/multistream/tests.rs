@@ -425,3 +425,28 @@ async fn refusal_reaches_a_lazy_dialer_whose_payload_follows() {
     let inner = err.get_ref().and_then(|e| e.downcast_ref::<NegotiationError>());
     assert!(matches!(inner, Some(NegotiationError::Failed)), "{err:?}");
 }
+
+/// Every connection and stream keeps its `Negotiated` for life: it must not
+/// keep the negotiation's read buffer with it.
+#[tokio::test]
+async fn negotiated_streams_keep_no_read_buffer() {
+    let (a, b) = duplex(64 * 1024);
+    let (dialer, listener) =
+        tokio::join!(dialer_select(a, ["/a/1.0.0"], false), listener_select(b, |p| p == "/a/1.0.0"));
+    let (dialer, listener) = (dialer.unwrap().1, listener.unwrap().1);
+    assert_eq!((dialer.replay_capacity(), listener.replay_capacity()), (0, 0));
+
+    // Lazy: the answer is read with the first data; nothing is kept after.
+    let (a, b) = duplex(64 * 1024);
+    let (_, mut lazy) = dialer_select(a, ["/a/1.0.0"], true).await.unwrap();
+    let serve = tokio::spawn(async move {
+        let (_, mut io) = listener_select(b, |p| p == "/a/1.0.0").await.unwrap();
+        io.write_all(b"x").await.unwrap();
+        io
+    });
+    lazy.flush().await.unwrap();
+    let mut one = [0u8; 1];
+    lazy.read_exact(&mut one).await.unwrap();
+    assert_eq!(lazy.replay_capacity(), 0);
+    assert_eq!(serve.await.unwrap().replay_capacity(), 0);
+}
