@@ -20,6 +20,7 @@ pub mod exercise;
 mod perf_service;
 mod rust_node;
 mod rust_yamux;
+mod stream_service;
 
 pub use echo_service::ECHO_PROTOCOL;
 pub use perf_service::{perf_client, perf_server, PERF_PROTOCOL};

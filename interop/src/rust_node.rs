@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 
-use crate::{echo_service, perf_service};
+use crate::{echo_service, perf_service, stream_service};
 
 /// A rust-libp2p stream adapted to tokio's `AsyncRead`/`AsyncWrite`.
 pub type RustStream = Compat<libp2p::Stream>;
@@ -128,9 +128,9 @@ pub enum NodeEvent {
 struct Behaviour {
     ping: Toggle<ping::Behaviour>,
     stream: libp2p_stream::Behaviour,
-    echo: Toggle<echo_service::Behaviour>,
+    echo: Toggle<stream_service::Behaviour>,
     identify: Toggle<identify::Behaviour>,
-    perf: Toggle<perf_service::Behaviour>,
+    perf: Toggle<stream_service::Behaviour>,
 }
 
 enum Command {
@@ -169,7 +169,7 @@ impl RustNode {
                 .map(|interval| ping::Behaviour::new(ping::Config::new().with_interval(interval)))
                 .into(),
             stream: libp2p_stream::Behaviour::new(),
-            echo: config.echo.then(echo_service::Behaviour::default).into(),
+            echo: config.echo.then(echo_service::behaviour).into(),
             identify: config
                 .identify
                 .then(|| {
@@ -179,7 +179,7 @@ impl RustNode {
                     ))
                 })
                 .into(),
-            perf: config.perf.then(perf_service::Behaviour::default).into(),
+            perf: config.perf.then(perf_service::behaviour).into(),
         };
         // Keep idle connections: tests decide when a connection ends.
         let idle = Duration::from_secs(300);
