@@ -294,7 +294,7 @@ fn metrics_port_in_use_fails() {
 fn id_creates_and_rereads_key_files_of_every_type() {
     let dir = TempDir::new("id-keys");
     for (key_type, peer_prefix) in
-        [("ed25519", "12D3KooW"), ("secp256k1", "16Uiu2HAm"), ("ecdsa", "Qm"), ("rsa", "Qm")]
+        [("ed25519", "12D3KooW"), ("secp256k1", "16Uiu2HA"), ("ecdsa", "Qm"), ("rsa", "Qm")]
     {
         let file = dir.path.join(format!("{key_type}.key"));
         let file = file.to_str().unwrap();
