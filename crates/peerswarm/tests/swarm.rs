@@ -111,7 +111,7 @@ async fn dial_wait_times_out_then_backs_off() {
     let started = Instant::now();
     let err = a.dial_peer(&peer).await.unwrap_err();
     let took = started.elapsed();
-    assert!(took >= timeout && took < 2 * timeout + Duration::from_millis(500), "took {took:?}: {err}");
+    assert!(took >= timeout && took < 2 * timeout + Duration::from_secs(2), "took {took:?}: {err}");
     assert!(a.backoff_contains(&peer, &addr), "silent address should be backed off");
     // The next dial fails at once, with the backoff reason.
     let started = Instant::now();
@@ -548,7 +548,7 @@ async fn silent_peer_times_out_and_swarm_keeps_working() {
     a.peerstore().add_addrs_now(silent, vec![addr], PERMANENT_ADDR_TTL).unwrap();
     let started = Instant::now();
     let err = a.dial_peer(&silent).await.unwrap_err();
-    assert!(started.elapsed() < timeout * 3, "{err}");
+    assert!(started.elapsed() < timeout * 3 + Duration::from_secs(2), "{err}");
     divulge(&b, &a);
     assert_eq!(echo(&a, &b.local_peer(), b"still alive").await, b"still alive");
 }

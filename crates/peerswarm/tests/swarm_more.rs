@@ -347,7 +347,7 @@ async fn basic_dial_peer_with_resolver() {
 
 #[tokio::test]
 async fn dial_backoff() {
-    let timeout = Duration::from_millis(300);
+    let timeout = Duration::from_secs(1);
     let a = gen_swarm_with(test_config().with_dial_timeout(timeout).with_dial_timeout_local(timeout)).await;
     let b = gen_swarm().await;
     echo_handler(&b);
@@ -373,7 +373,7 @@ async fn dial_backoff() {
     let started = Instant::now();
     let results = dial_all(silent).await;
     assert!(results.iter().all(Result::is_err), "silent peer");
-    assert!(started.elapsed() < 2 * timeout + Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(started.elapsed() < 2 * timeout + Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(a.backoff_contains(&silent, &silent_addr));
     assert!(!a.backoff_contains(&b.local_peer(), &b.listen_addresses()[0]));
 
@@ -408,7 +408,7 @@ async fn dial_simultaneous_join() {
     // Dial 1 ends with that connection, not with its address's error.
     let c1 = tokio::time::timeout(2 * timeout, d1).await.expect("first dial returns").unwrap();
     assert_eq!(c1.expect("the first dial gets the connection"), c2);
-    assert!(started.elapsed() < 2 * timeout + Duration::from_millis(500));
+    assert!(started.elapsed() < 2 * timeout + Duration::from_secs(2));
 }
 
 #[tokio::test]
