@@ -13,6 +13,7 @@
 //! | [`noise`] | noise-libp2p (`/noise`) handshake, payload and framing |
 //! | [`yamux`] | yamux (`/yamux/1.0.0`) session state machine |
 //! | [`plaintext`] | `/plaintext/2.0.0` (tests only) |
+//! | [`pnet`] | private networks: pre-shared key files and the XSalsa20 keystream |
 //! | [`identify`], [`ping`], [`perf`] | the built-in protocols' messages |
 //! | [`varint`], [`protobuf`] | the shared encodings |
 
@@ -24,6 +25,7 @@ pub mod noise;
 pub mod perf;
 pub mod ping;
 pub mod plaintext;
+pub mod pnet;
 pub mod protobuf;
 pub mod varint;
 pub mod yamux;
