@@ -4,121 +4,39 @@
 //! `/echo/1.0.0` streams. The attacker speaks raw TCP; for attacks past the
 //! handshake it runs a real Noise handshake by hand (the sans-IO
 //! [`Handshake`], or raw `snow` to forge a bad signature) and then writes
-//! hand-made yamux frames through the transport ciphers.
+//! hand-made yamux frames through the transport ciphers (`attacker/mod.rs`,
+//! shared with `hostile_more.rs`).
 //!
 //! Each test asserts that the attack ends that stream or that connection
 //! (read EOF/reset, or a yamux RST, within a timeout), with the typed error
 //! where the node exposes one (`Connection::closed`, or the listener's
 //! `inbound upgrade failed` log line for handshake failures); that nothing in
-//! the library panicked (a panic hook counts panics raised outside this
-//! file); and that a well-behaved peerswarm client, echoing in a loop during
+//! the library panicked (a panic hook counts panics raised outside the
+//! test files); and that a well-behaved peerswarm client, echoing in a loop during
 //! the attack, keeps succeeding, as does a fresh connection afterwards.
 //!
 //! Every wait is under a timeout; nothing asserts on timing.
 
+mod attacker;
+
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use attacker::*;
 use peerswarm::identity::{Keypair, PeerId};
 use peerswarm::multiaddr::Protocol;
 use peerswarm::{Connection, ConnectionError, Endpoint, EndpointConfig, Multiaddr, Stream};
 use peerswarm_proto::multistream::Message;
 use peerswarm_proto::noise::{
-    decode_frame_header, static_key_message, CipherError, Handshake, HandshakePayload, NoiseExtensions,
-    RecvCipher, SendCipher, MAX_PLAINTEXT_LEN, PROTOCOL_NAME,
+    static_key_message, CipherError, Handshake, HandshakePayload, NoiseExtensions, PROTOCOL_NAME,
 };
-use peerswarm_proto::yamux::{Flags, FrameError, FrameType, GoAwayCode, Header, ProtocolError, HEADER_LEN};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use peerswarm_proto::yamux::{Flags, FrameError, FrameType, Header, ProtocolError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-
-const ECHO: &str = "/echo/1.0.0";
-const NOISE: &str = "/noise";
-const YAMUX: &str = "/yamux/1.0.0";
-/// The bound on every single wait. The node's handshake and negotiation
-/// timeouts stay at their 10 s defaults, so a close seen within this bound
-/// is the node reacting to the attack, not a timeout.
-const WAIT: Duration = Duration::from_secs(5);
-
-// ---------------------------------------------------------------------------
-// Panics and logs
-
-/// Panics raised outside this file: in peerswarm, its dependencies or std on
-/// their behalf. Tokio catches panics in spawned tasks, so without this hook
-/// a panicking connection driver would go unnoticed.
-static LIBRARY_PANICS: AtomicUsize = AtomicUsize::new(0);
-
-/// Everything peerswarm logs at debug level, for the handshake errors the
-/// listener only reports in its log.
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogCapture;
-
-impl Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.location().is_some_and(|l| !l.file().ends_with("tests/hostile.rs")) {
-                LIBRARY_PANICS.fetch_add(1, Ordering::SeqCst);
-            }
-            default(info);
-        }));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("peerswarm=debug"))
-            .with_ansi(false)
-            .with_writer(|| LogCapture)
-            .try_init();
-    });
-}
-
-fn assert_no_library_panic() {
-    assert_eq!(LIBRARY_PANICS.load(Ordering::SeqCst), 0, "peerswarm panicked (see stderr)");
-}
-
-/// Waits for the listener's `inbound upgrade failed` line for the connection
-/// from `port`, and returns its error text.
-async fn upgrade_failure_logged(port: u16) -> String {
-    let needle = format!("remote_addr=/ip4/127.0.0.1/tcp/{port} ");
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            let line = {
-                let logs = LOGS.lock().unwrap_or_else(|e| e.into_inner());
-                String::from_utf8_lossy(&logs)
-                    .lines()
-                    .find(|l| l.contains("inbound upgrade failed") && l.contains(&needle))
-                    .map(str::to_owned)
-            };
-            if let Some(line) = line {
-                return line;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no `inbound upgrade failed` log line for port {port}"));
-    let error = found.split(" error=").nth(1).expect("the line has an error field");
-    error.to_owned()
-}
-
-async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(WAIT, future).await.unwrap_or_else(|_| panic!("{what}: timed out after {WAIT:?}"))
-}
 
 // ---------------------------------------------------------------------------
 // The node under test and the good client
@@ -215,6 +133,16 @@ impl Node {
     }
 }
 
+impl Target for Node {
+    fn socket(&self) -> SocketAddr {
+        self.socket
+    }
+
+    fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+}
+
 /// A well-behaved peerswarm peer of the node.
 struct GoodClient {
     endpoint: Endpoint,
@@ -290,256 +218,6 @@ async fn setup() -> (Node, GoodClient, Busy) {
     let client = GoodClient::connect(&node).await;
     let busy = client.keep_busy();
     (node, client, busy)
-}
-
-// ---------------------------------------------------------------------------
-// Raw TCP
-
-async fn read_some<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut Vec<u8>,
-    what: &str,
-) -> std::io::Result<usize> {
-    within(what, io.read_buf(buf)).await
-}
-
-/// Reads (and drops) until the node closes the socket: EOF or reset.
-async fn expect_closed(tcp: &mut TcpStream) {
-    let mut sink = Vec::new();
-    loop {
-        match read_some(tcp, &mut sink, "node closes the connection").await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => sink.clear(),
-        }
-    }
-}
-
-/// Reads one multistream message, keeping what follows in `buf`.
-async fn read_ms_message(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Message {
-    loop {
-        if let Some((message, used)) = Message::decode(buf).expect("node sends valid multistream") {
-            buf.drain(..used);
-            return message;
-        }
-        let n = read_some(tcp, buf, "multistream message").await.expect("read");
-        assert_ne!(n, 0, "EOF during multistream negotiation");
-    }
-}
-
-fn ms(messages: &[Message]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in messages {
-        m.encode(&mut out);
-    }
-    out
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// Connects, proposes `/noise` with message 1 pipelined behind it, and
-/// checks the node's answer. Returns the socket and what was read past it.
-async fn open_noise(node: &Node, msg1: &[u8]) -> (TcpStream, Vec<u8>) {
-    let mut tcp = within("connect", TcpStream::connect(node.socket)).await.expect("connect");
-    let mut out = ms(&[Message::Header, Message::Protocol(NOISE.into())]);
-    out.extend_from_slice(msg1);
-    tcp.write_all(&out).await.unwrap();
-    let mut buf = Vec::new();
-    assert_eq!(read_ms_message(&mut tcp, &mut buf).await, Message::Header);
-    assert_eq!(read_ms_message(&mut tcp, &mut buf).await, Message::Protocol(NOISE.into()));
-    (tcp, buf)
-}
-
-/// Reads one length-prefixed Noise frame (header included) from `buf`/`tcp`.
-async fn read_noise_frame(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
-    loop {
-        if let Some(len) = decode_frame_header(buf) {
-            if buf.len() >= 2 + len {
-                return buf.drain(..2 + len).collect();
-            }
-        }
-        let n = read_some(tcp, buf, "noise frame").await.expect("read");
-        assert_ne!(n, 0, "EOF during the noise handshake");
-    }
-}
-
-/// Runs the handshake up to (not including) sending message 3. The node's
-/// message 2 has been checked; message 3 is queued in the returned state.
-async fn handshake_until_msg3(node: &Node) -> (TcpStream, Handshake, Vec<u8>) {
-    let identity = Keypair::generate_ed25519();
-    let mut hs = Handshake::initiator(&identity, Some(node.peer_id), &[YAMUX.to_owned()]).unwrap();
-    let msg1 = hs.poll_transmit().unwrap();
-    let (mut tcp, mut buf) = open_noise(node, &msg1).await;
-    let msg2 = read_noise_frame(&mut tcp, &mut buf).await;
-    assert_eq!(hs.handle_input(&msg2), Ok(msg2.len()));
-    (tcp, hs, buf)
-}
-
-// ---------------------------------------------------------------------------
-// The attacker past the handshake
-
-/// A hand-driven Noise channel carrying hand-made yamux frames.
-struct Attacker {
-    tcp: TcpStream,
-    send: SendCipher,
-    recv: RecvCipher,
-    /// Ciphertext read, not yet decrypted.
-    cipher_in: Vec<u8>,
-    /// Plaintext (yamux bytes) decrypted, not yet parsed.
-    plain_in: Vec<u8>,
-}
-
-impl Attacker {
-    /// A real handshake with yamux agreed inside it.
-    async fn connect(node: &Node) -> Attacker {
-        let (mut tcp, mut hs, cipher_in) = handshake_until_msg3(node).await;
-        let msg3 = hs.poll_transmit().unwrap();
-        tcp.write_all(&msg3).await.unwrap();
-        assert!(hs.is_finished());
-        let established = hs.into_established().unwrap();
-        assert_eq!(established.muxer.as_deref(), Some(YAMUX), "muxer agreed in the handshake");
-        assert_eq!(established.remote_peer_id, node.peer_id);
-        let mut attacker =
-            Attacker { tcp, send: established.send, recv: established.recv, cipher_in, plain_in: Vec::new() };
-        // The node is connected once it answers a ping.
-        attacker.ping(0x5eed).await;
-        attacker
-    }
-
-    fn port(&self) -> u16 {
-        self.tcp.local_addr().unwrap().port()
-    }
-
-    /// Encrypts and sends `plain` (yamux bytes), in as few frames as fit.
-    async fn send_plain(&mut self, plain: &[u8]) {
-        let mut out = Vec::new();
-        for chunk in plain.chunks(MAX_PLAINTEXT_LEN) {
-            self.send.encrypt_frame(chunk, &mut out).unwrap();
-        }
-        self.tcp.write_all(&out).await.expect("attacker write");
-    }
-
-    async fn send_frames(&mut self, frames: &[(Header, &[u8])]) {
-        self.send_plain(&encode(frames)).await;
-    }
-
-    /// The next yamux frame from the node, or `None` once it closed the
-    /// connection (EOF or reset).
-    async fn next_frame(&mut self) -> Option<(Header, Vec<u8>)> {
-        loop {
-            if self.plain_in.len() >= HEADER_LEN {
-                let raw: [u8; HEADER_LEN] = self.plain_in[..HEADER_LEN].try_into().unwrap();
-                let header = Header::decode(&raw).expect("the node sends valid yamux headers");
-                let body = if header.ty == FrameType::Data { header.length as usize } else { 0 };
-                if self.plain_in.len() >= HEADER_LEN + body {
-                    let frame: Vec<u8> = self.plain_in.drain(..HEADER_LEN + body).skip(HEADER_LEN).collect();
-                    return Some((header, frame));
-                }
-            }
-            if let Some(len) = decode_frame_header(&self.cipher_in) {
-                if self.cipher_in.len() >= 2 + len {
-                    self.recv
-                        .decrypt_frame(&self.cipher_in[2..2 + len], &mut self.plain_in)
-                        .expect("the node's frames decrypt");
-                    self.cipher_in.drain(..2 + len);
-                    continue;
-                }
-            }
-            match read_some(&mut self.tcp, &mut self.cipher_in, "frame from the node").await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    /// Reads frames until `pred` matches one; panics if the node closes
-    /// first. Returns the frames skipped.
-    async fn until(&mut self, what: &str, mut pred: impl FnMut(&Header) -> bool) -> Vec<Header> {
-        let mut skipped = Vec::new();
-        loop {
-            match self.next_frame().await {
-                Some((h, _)) if pred(&h) => return skipped,
-                Some((h, _)) => skipped.push(h),
-                None => panic!("connection closed while waiting for {what}; frames seen: {skipped:?}"),
-            }
-        }
-    }
-
-    /// A yamux ping round-trip: the connection is alive.
-    async fn ping(&mut self, opaque: u32) -> Vec<Header> {
-        self.send_frames(&[(Header::ping(false, opaque), &[])]).await;
-        self.until("ping reply", |h| {
-            h.ty == FrameType::Ping && h.flags.contains(Flags::ACK) && h.length == opaque
-        })
-        .await
-    }
-
-    /// Reads to the end; asserts the node sent go-away(protocol error) and
-    /// closed the connection.
-    async fn expect_go_away_and_close(&mut self) {
-        let mut seen = Vec::new();
-        while let Some((h, _)) = self.next_frame().await {
-            seen.push(h);
-        }
-        assert!(
-            seen.iter().any(|h| h.ty == FrameType::GoAway && h.length == GoAwayCode::ProtocolError.to_u32()),
-            "no go-away(protocol error) before close; frames: {seen:?}"
-        );
-    }
-
-    /// Opens stream `id`, negotiates `/echo/1.0.0` and echoes `payload`,
-    /// all by hand.
-    async fn echo(&mut self, id: u32, payload: &[u8]) {
-        let mut data = ms(&[Message::Header, Message::Protocol(ECHO.into())]);
-        data.extend_from_slice(payload);
-        self.send_frames(&[
-            (Header::data(id, Flags::SYN, data.len() as u32), &data),
-            (Header::data(id, Flags::FIN, 0), &[]),
-        ])
-        .await;
-        let mut back = Vec::new();
-        loop {
-            let (h, body) = self.next_frame().await.expect("connection closed during the echo");
-            if h.stream_id != id {
-                continue;
-            }
-            assert!(!h.flags.contains(Flags::RST), "echo stream {id} was reset");
-            back.extend_from_slice(&body);
-            if h.flags.contains(Flags::FIN) {
-                break;
-            }
-        }
-        let (header, used) = Message::decode(&back).unwrap().unwrap();
-        assert_eq!(header, Message::Header);
-        back.drain(..used);
-        let (echoed, used) = Message::decode(&back).unwrap().unwrap();
-        assert_eq!(echoed, Message::Protocol(ECHO.into()));
-        back.drain(..used);
-        assert_eq!(back, payload);
-    }
-}
-
-fn encode(frames: &[(Header, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (h, body) in frames {
-        out.extend_from_slice(&h.encode());
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-fn is_rst(h: &Header, id: u32) -> bool {
-    h.stream_id == id && h.flags.contains(Flags::RST)
 }
 
 // ---------------------------------------------------------------------------
