@@ -243,6 +243,13 @@ impl Stream {
         self.set_write_deadline(deadline);
     }
 
+    /// Overrides the idle-stream timeout (default 5 minutes without any
+    /// traffic or read/write call, after which the stream is reset) for this
+    /// stream. `None` suits long-lived protocols that may stay quiet for long.
+    pub fn set_idle_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.io.get_mut().set_idle_timeout(timeout);
+    }
+
     /// Half-closes the stream: flushes what was written, then sends FIN.
     /// Reading stays possible.
     pub async fn close_write(&mut self) -> io::Result<()> {

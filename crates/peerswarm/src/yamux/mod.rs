@@ -14,8 +14,9 @@
 //! below, that is a few ~64 KiB encrypted frames per batch. There are no
 //! per-frame channel hops.
 //!
-//! Memory is bounded everywhere: the receive side by the stream windows (and
-//! [`Config::set_connection_window_budget`]), the send side by the send
+//! Memory is bounded everywhere: the receive side by the stream windows,
+//! [`Config::set_connection_window_budget`] per connection and a
+//! [`BufferBudget`] per node, the send side by the send
 //! buffer (writers block when the peer stops reading), unaccepted streams by
 //! [`Config::set_max_streams`], unprocessed input by 256 KiB. Idle
 //! connections drop their buffers.
@@ -54,5 +55,12 @@ mod stream;
 mod tests;
 
 pub use connection::{Connection, ConnectionError};
-pub use peerswarm_proto::yamux::{Config, ConfigError, GoAwayCode, ProtocolError, Role};
+pub use peerswarm_proto::yamux::{BufferBudget, Config, ConfigError, GoAwayCode, ProtocolError, Role};
+
+/// The node-wide cap on received-but-unread stream bytes that an
+/// [`Endpoint`](crate::Endpoint) (and so a swarm) installs unless its yamux
+/// config brings its own [`BufferBudget`]: 256 MiB. With the default
+/// connection budget of 64 MiB, four connections whose readers all stall can
+/// reach it; the fifth one's data resets its streams instead of taking memory.
+pub const DEFAULT_NODE_BUFFER_BUDGET: u64 = 256 * 1024 * 1024;
 pub use stream::Stream;

@@ -15,7 +15,9 @@ use super::connection::Inner;
 /// One yamux stream: `AsyncRead + AsyncWrite`.
 ///
 /// * Reads return data, then `Ok(0)` after the peer's FIN; after the peer's
-///   RST (or our [`Stream::reset`]) they fail with
+///   RST (or our [`Stream::reset`], or a reset for idleness or the receive
+///   buffer limit, whose inner error is the typed
+///   [`StreamError`](peerswarm_proto::yamux::StreamError)) they fail with
 ///   [`io::ErrorKind::ConnectionReset`]; if the connection ends without FIN,
 ///   with [`io::ErrorKind::ConnectionAborted`] once buffered data is read.
 /// * Writes complete as soon as the bytes are queued in the session, bounded
@@ -44,7 +46,10 @@ impl fmt::Debug for Stream {
 
 fn to_io(e: StreamError) -> io::Error {
     let kind = match e {
-        StreamError::Reset | StreamError::UnknownStream(_) => io::ErrorKind::ConnectionReset,
+        StreamError::Reset
+        | StreamError::UnknownStream(_)
+        | StreamError::BufferLimit
+        | StreamError::IdleTimeout => io::ErrorKind::ConnectionReset,
         StreamError::WriteClosed => io::ErrorKind::BrokenPipe,
         StreamError::ConnectionClosed => io::ErrorKind::ConnectionAborted,
         _ => io::ErrorKind::Other,
@@ -71,6 +76,17 @@ impl Stream {
     /// The stream was reset or the connection ended.
     pub async fn close_write(&mut self) -> io::Result<()> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_shutdown(cx)).await
+    }
+
+    /// Overrides the connection's idle-stream timeout
+    /// ([`Config::set_stream_idle_timeout`](super::Config::set_stream_idle_timeout))
+    /// for this stream; `None` keeps it open however long it stays silent.
+    pub fn set_idle_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        let mut sh = self.inner.lock();
+        if sh.session.set_stream_idle_timeout(self.id, timeout).is_ok() {
+            // The idle check may now be due sooner.
+            sh.wake_driver();
+        }
     }
 
     /// Resets the stream (RST): buffered data in both directions is

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::budget::BufferBudget;
 use super::frame::HEADER_LEN;
 use super::INITIAL_WINDOW;
 
@@ -39,11 +40,14 @@ fn invalid(name: &'static str, reason: &'static str) -> ConfigError {
 ///
 /// # Memory
 ///
-/// A peer may always fill every stream's window, so the receive memory a
-/// connection can be made to hold is at most
-/// `max(connection_window_budget, streams × initial_window)`, plus
-/// `send_buffer_size` (twice, counting the driver's write buffer) on the send
-/// side. Auto-tuning only ever grows windows within the budget.
+/// A peer may always fill every stream's window, but a session never holds
+/// more than `connection_window_budget` bytes received and unread: a data
+/// frame that would take it past that resets its stream
+/// ([`StreamError::BufferLimit`](super::StreamError::BufferLimit)), as does
+/// one that does not fit the node-wide [`BufferBudget`] when one is set.
+/// Auto-tuning only ever grows windows within the budget, so a stream whose
+/// reader keeps up is never reset. The send side holds at most
+/// `send_buffer_size` (twice, counting the driver's write buffer).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) max_inbound_streams: usize,
@@ -54,6 +58,8 @@ pub struct Config {
     pub(crate) send_buffer_size: usize,
     pub(crate) keepalive: Option<(Duration, Duration)>,
     pub(crate) rtt_probe: bool,
+    pub(crate) buffer_budget: Option<BufferBudget>,
+    pub(crate) stream_idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -61,12 +67,14 @@ impl Default for Config {
         Config {
             max_inbound_streams: 256,
             initial_window: INITIAL_WINDOW,
-            max_stream_window: 16 * 1024 * 1024,
-            connection_window_budget: 32 * 1024 * 1024,
+            max_stream_window: 64 * 1024 * 1024,
+            connection_window_budget: 64 * 1024 * 1024,
             split_send_size: 64 * 1024,
             send_buffer_size: 256 * 1024,
-            keepalive: None,
+            keepalive: Some((Duration::from_secs(30), Duration::from_secs(10))),
             rtt_probe: true,
+            buffer_budget: None,
+            stream_idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -106,9 +114,12 @@ impl Config {
     /// The largest receive window auto-tuning may grow a single stream to, in
     /// bytes.
     ///
-    /// Default 16 MiB (go-yamux's cap): enough for ~1.3 Gbit/s at 100 ms RTT
-    /// on one stream. Higher values allow faster single streams on long fat
-    /// links at the cost of memory per stream. Must be ≥ `initial_window`.
+    /// Default 64 MiB: windows settle between 4/3 and 8/3 of the
+    /// bandwidth-delay product, so one stream can fill a link of 1 Gbit/s at
+    /// 200 ms RTT (25 MB in flight), where go-yamux's 16 MiB caps it at about
+    /// half of that. A window is only credit: memory is used when the reader
+    /// falls behind, and then only within `connection_window_budget`. Must be
+    /// ≥ `initial_window`.
     pub fn set_max_stream_window(&mut self, bytes: u32) -> Result<&mut Config, ConfigError> {
         if bytes < self.initial_window {
             return Err(invalid("max_stream_window", "must be >= initial_window"));
@@ -117,15 +128,16 @@ impl Config {
         Ok(self)
     }
 
-    /// Budget for the sum of all streams' receive windows on one connection,
-    /// in bytes. Auto-tuning never grows a window past it; windows shrink back
-    /// into it as streams close.
+    /// Budget for one connection's receive side, in bytes: auto-tuning never
+    /// grows the sum of all streams' windows past it (windows shrink back
+    /// into it as streams close), and the bytes received but not yet read
+    /// never exceed it — a data frame that would go past resets its stream.
     ///
-    /// Default 32 MiB: two streams at the full 16 MiB, or many streams at a
+    /// Default 64 MiB: one stream at the full window, or many streams at a
     /// few hundred KiB. rust-yamux defaults to 1 GiB; we prefer bounded memory
-    /// per connection — raise it for few, very fast, high-latency streams.
-    /// Initial windows (256 KiB each) are granted even past the budget since
-    /// the spec makes them unconditional. Must be ≥ `initial_window`.
+    /// per connection. Initial windows (256 KiB each) are granted even past
+    /// the budget since the spec makes them unconditional, which is why the
+    /// buffered-bytes check exists. Must be ≥ `initial_window`.
     pub fn set_connection_window_budget(&mut self, bytes: u64) -> Result<&mut Config, ConfigError> {
         if bytes < u64::from(self.initial_window) {
             return Err(invalid("connection_window_budget", "must be >= initial_window"));
@@ -168,8 +180,9 @@ impl Config {
     /// a keep-alive timeout if nothing at all is received within `timeout`
     /// after a ping. `None` disables it.
     ///
-    /// Default `None` (libp2p's ping protocol usually does this job). Both
-    /// durations must be non-zero.
+    /// Default 30 s / 10 s, as go-yamux: a peer that vanished without a FIN
+    /// (a half-open TCP connection) is noticed within 40 s even when no
+    /// stream is active. Both durations must be non-zero.
     pub fn set_keepalive(
         &mut self,
         keepalive: Option<(Duration, Duration)>,
@@ -190,6 +203,43 @@ impl Config {
     pub fn set_rtt_probe(&mut self, enabled: bool) -> &mut Config {
         self.rtt_probe = enabled;
         self
+    }
+
+    /// Shares a node-wide cap on received-but-unread bytes with the other
+    /// sessions given the same [`BufferBudget`]. Default `None`: only the
+    /// per-connection budget applies (`peerswarm`'s endpoints always set one).
+    pub fn set_buffer_budget(&mut self, budget: Option<BufferBudget>) -> &mut Config {
+        self.buffer_budget = budget;
+        self
+    }
+
+    /// Resets a stream on which nothing was sent or received, and nothing
+    /// read or written by the application, for `timeout`; the application
+    /// sees [`StreamError::IdleTimeout`](super::StreamError::IdleTimeout).
+    /// `None` disables it. Individual streams can override it with
+    /// [`Session::set_stream_idle_timeout`](super::Session::set_stream_idle_timeout).
+    ///
+    /// Default 5 minutes: a peer cannot pin stream slots, handler tasks and
+    /// window memory forever by opening streams and going quiet. Streams
+    /// that the application released after its FIN, waiting for the peer's,
+    /// are forgotten after at most 30 s of silence whatever this says. Must
+    /// be at least one second.
+    pub fn set_stream_idle_timeout(&mut self, timeout: Option<Duration>) -> Result<&mut Config, ConfigError> {
+        if timeout.is_some_and(|t| t < Duration::from_secs(1)) {
+            return Err(invalid("stream_idle_timeout", "must be at least 1 s"));
+        }
+        self.stream_idle_timeout = timeout;
+        Ok(self)
+    }
+
+    /// The shared node-wide buffer budget, if any.
+    pub fn buffer_budget(&self) -> Option<&BufferBudget> {
+        self.buffer_budget.as_ref()
+    }
+
+    /// The idle-stream timeout, if enabled.
+    pub fn stream_idle_timeout(&self) -> Option<Duration> {
+        self.stream_idle_timeout
     }
 
     /// Maximum number of inbound streams (see [`Config::set_max_streams`]).

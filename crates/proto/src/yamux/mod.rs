@@ -58,6 +58,7 @@
 //! An idle session holds no buffers: stream queues, transmit buffers, event
 //! queues and the stream map are released when they drain.
 
+mod budget;
 mod config;
 mod frame;
 mod session;
@@ -65,6 +66,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
+pub use budget::BufferBudget;
 pub use config::{Config, ConfigError, Role};
 pub use frame::{Flags, FrameError, FrameType, GoAwayCode, Header, HEADER_LEN, VERSION};
 pub use session::{Error, Event, OpenError, ProtocolError, Session, StreamError};

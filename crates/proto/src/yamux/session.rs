@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::budget::BufferBudget;
 use super::config::{Config, Role};
 use super::frame::{Flags, FrameError, FrameType, GoAwayCode, Header, HEADER_LEN};
 use super::{ACK_BACKLOG, INITIAL_WINDOW};
@@ -24,6 +25,10 @@ const CTRL_LIMIT: usize = 4096;
 
 /// How long an RTT sample is trusted before window tuning asks for another.
 const RTT_REFRESH: Duration = Duration::from_secs(10);
+
+/// How long a stream the application released after its FIN waits, silent,
+/// for the peer's FIN before it is reset and forgotten.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a session ended.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +111,15 @@ pub enum StreamError {
     /// The session has ended (see [`Session::close_reason`]).
     #[error("connection closed")]
     ConnectionClosed,
+    /// We reset the stream: a data frame did not fit the connection's or
+    /// the node's budget for received-but-unread bytes
+    /// ([`Config::set_connection_window_budget`], [`BufferBudget`]).
+    #[error("stream reset: receive buffer limit reached")]
+    BufferLimit,
+    /// We reset the stream after [`Config::set_stream_idle_timeout`] passed
+    /// without any activity on it.
+    #[error("stream reset: idle timeout")]
+    IdleTimeout,
 }
 
 /// Failure of [`Session::open_stream`].
@@ -187,10 +201,17 @@ struct StreamState {
     /// the remote finishes (then it is forgotten) or sends more data (then
     /// it is reset, as TCP answers data for a closed socket).
     released: bool,
+    /// Why we reset the stream, when it was not the peer's RST.
+    reset_cause: Option<StreamError>,
+    /// Last frame received or read on the stream.
+    last_active: Instant,
+    /// Written to since the last idle check (writes take no clock).
+    written: bool,
+    idle_timeout: Option<Duration>,
 }
 
 impl StreamState {
-    fn new(outbound: bool, window_max: u32) -> StreamState {
+    fn new(outbound: bool, window_max: u32, now: Instant, idle_timeout: Option<Duration>) -> StreamState {
         StreamState {
             outbound,
             send_window: INITIAL_WINDOW,
@@ -210,6 +231,25 @@ impl StreamState {
             last_update: None,
             readable_notified: false,
             released: false,
+            reset_cause: None,
+            last_active: now,
+            written: false,
+            idle_timeout,
+        }
+    }
+
+    /// The error reads and writes report once the stream is reset.
+    fn reset_error(&self) -> StreamError {
+        self.reset_cause.clone().unwrap_or(StreamError::Reset)
+    }
+
+    /// How long the stream may stay silent before we reset (or, released,
+    /// forget) it.
+    fn effective_idle_timeout(&self) -> Option<Duration> {
+        if self.released {
+            Some(self.idle_timeout.map_or(LINGER_TIMEOUT, |t| t.min(LINGER_TIMEOUT)))
+        } else {
+            self.idle_timeout
         }
     }
 
@@ -303,6 +343,11 @@ pub struct Session {
     ping_out: Option<(u32, Instant)>,
     next_ping_nonce: u32,
     next_keepalive: Option<Instant>,
+    /// Received data bytes not yet read, plus the rest of the data frame
+    /// being received: what this session holds of the connection budget and
+    /// of the node's [`BufferBudget`].
+    buffered_total: u64,
+    next_idle_check: Option<Instant>,
 }
 
 impl fmt::Debug for Session {
@@ -350,6 +395,8 @@ impl Session {
             ping_out: None,
             next_ping_nonce: 0,
             next_keepalive,
+            buffered_total: 0,
+            next_idle_check: None,
         }
     }
 
@@ -421,6 +468,12 @@ impl Session {
         self.window_sum
     }
 
+    /// Bytes received on all streams and not yet read (plus the rest of a
+    /// data frame being received).
+    pub fn buffered_total(&self) -> u64 {
+        self.buffered_total
+    }
+
     /// Whether [`Session::poll_transmit`] has something to append.
     pub fn has_transmit(&self) -> bool {
         !self.ctrl.is_empty()
@@ -461,7 +514,11 @@ impl Session {
         self.next_outbound_id += 2;
         self.unacked_outbound += 1;
         self.window_sum += u64::from(self.config.initial_window);
-        self.streams.insert(id, StreamState::new(true, self.config.initial_window));
+        let idle = self.config.stream_idle_timeout;
+        self.streams.insert(id, StreamState::new(true, self.config.initial_window, self.now, idle));
+        if let Some(t) = idle {
+            self.schedule_idle_check(t);
+        }
         self.pending_syn.push(id);
         Ok(id)
     }
@@ -481,7 +538,7 @@ impl Session {
         }
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
-            return Err(StreamError::Reset);
+            return Err(s.reset_error());
         }
         if s.send_closed {
             return Err(StreamError::WriteClosed);
@@ -489,6 +546,7 @@ impl Session {
         if data.is_empty() {
             return Ok(0);
         }
+        s.written = true;
         let space = self.config.send_buffer_size.saturating_sub(self.tx.len());
         let n = min(min(data.len(), s.send_window as usize), space);
         if n == 0 {
@@ -530,11 +588,12 @@ impl Session {
         let closed = self.closed.is_some();
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
-            return Err(StreamError::Reset);
+            return Err(s.reset_error());
         }
         if buf.is_empty() {
             return Ok(Some(0));
         }
+        s.last_active = now;
         if s.recv_buf.is_empty() {
             if s.remote_fin {
                 return Ok(Some(0));
@@ -563,6 +622,7 @@ impl Session {
         }
         // n <= buffered, a u32
         s.buffered -= n as u32;
+        self.unaccount(n as u64);
         self.maybe_update_window(id, now);
         Ok(Some(n))
     }
@@ -578,8 +638,9 @@ impl Session {
         let closed = self.closed.is_some();
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
-            return Err(StreamError::Reset);
+            return Err(s.reset_error());
         }
+        s.last_active = now;
         let Some(front) = s.recv_buf.front_mut() else {
             if s.remote_fin || max == 0 {
                 return Ok(Some(Bytes::new()));
@@ -593,6 +654,7 @@ impl Session {
         let chunk =
             if front.len() <= max { s.recv_buf.pop_front().unwrap_or_default() } else { front.split_to(max) };
         s.buffered -= chunk.len() as u32;
+        self.unaccount(chunk.len() as u64);
         self.maybe_update_window(id, now);
         Ok(Some(chunk))
     }
@@ -609,12 +671,13 @@ impl Session {
         }
         let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
         if s.reset {
-            return Err(StreamError::Reset);
+            return Err(s.reset_error());
         }
         if s.send_closed {
             return Ok(());
         }
         s.send_closed = true;
+        s.written = true;
         let flags = s.take_open_flags() | Flags::FIN;
         self.tx.extend_from_slice(&Header::data(id, flags, 0).encode());
         Ok(())
@@ -664,7 +727,10 @@ impl Session {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.released = true;
                 s.recv_buf = VecDeque::new();
-                s.buffered = 0;
+                s.last_active = self.now;
+                let dropped = std::mem::take(&mut s.buffered);
+                self.unaccount(u64::from(dropped));
+                self.schedule_idle_check(LINGER_TIMEOUT);
             }
         } else {
             let _ = self.reset(id);
@@ -765,12 +831,16 @@ impl Session {
         }
     }
 
-    /// Advances timers to `now`: sends keep-alive pings and closes the
-    /// session with [`Error::KeepAliveTimeout`] when one goes unanswered.
+    /// Advances timers to `now`: resets idle streams, sends keep-alive pings
+    /// and closes the session with [`Error::KeepAliveTimeout`] when one goes
+    /// unanswered.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if self.closed.is_some() {
             return;
+        }
+        if self.next_idle_check.is_some_and(|t| now >= t) {
+            self.check_idle_streams(now);
         }
         let Some((interval, timeout)) = self.config.keepalive else {
             return;
@@ -790,11 +860,30 @@ impl Session {
         if self.closed.is_some() {
             return None;
         }
-        let (_, timeout) = self.config.keepalive?;
-        match self.ping_out {
+        let keepalive = self.config.keepalive.and_then(|(_, timeout)| match self.ping_out {
             Some((_, sent)) => Some(max(sent, self.last_input) + timeout),
             None => self.next_keepalive,
+        });
+        match (keepalive, self.next_idle_check) {
+            (Some(a), Some(b)) => Some(min(a, b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Overrides [`Config::set_stream_idle_timeout`] for stream `id`
+    /// (`None`: never reset it for idleness; long-lived, mostly quiet
+    /// protocols want this).
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::UnknownStream`].
+    pub fn set_stream_idle_timeout(&mut self, id: u32, timeout: Option<Duration>) -> Result<(), StreamError> {
+        let s = self.streams.get_mut(&id).ok_or(StreamError::UnknownStream(id))?;
+        s.idle_timeout = timeout;
+        if let Some(t) = timeout {
+            self.schedule_idle_check(t);
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -905,9 +994,18 @@ impl Session {
             self.ctrl.push_back(Header::window_update(id, Flags::RST, 0));
             return Ok(false);
         }
+        if self.config.buffer_budget.as_ref().is_some_and(BufferBudget::is_full) {
+            tracing::debug!(stream = id, "refusing inbound stream: node buffer budget exhausted");
+            self.ctrl.push_back(Header::window_update(id, Flags::RST, 0));
+            return Ok(false);
+        }
         self.inbound_count += 1;
         self.window_sum += u64::from(self.config.initial_window);
-        self.streams.insert(id, StreamState::new(false, self.config.initial_window));
+        let idle = self.config.stream_idle_timeout;
+        self.streams.insert(id, StreamState::new(false, self.config.initial_window, self.now, idle));
+        if let Some(t) = idle {
+            self.schedule_idle_check(t);
+        }
         self.events.push_back(Event::InboundStream(id));
         Ok(true)
     }
@@ -933,6 +1031,7 @@ impl Session {
         if h.flags.contains(Flags::ACK) {
             Self::on_ack(s, &mut self.unacked_outbound);
         }
+        s.last_active = self.now;
         if s.released {
             let data = h.length > 0 && !h.flags.contains(Flags::RST);
             if data {
@@ -970,9 +1069,14 @@ impl Session {
             if fin {
                 self.on_remote_fin(id);
             }
-        } else {
-            self.rx = Rx::Payload { stream_id: id, remaining: h.length, deliver: true, fin };
+            return;
         }
+        if !self.account(u64::from(h.length)) {
+            tracing::debug!(stream = id, len = h.length, "receive buffer budget exceeded: resetting stream");
+            self.reset_locally(id, StreamError::BufferLimit);
+            return self.discard(h);
+        }
+        self.rx = Rx::Payload { stream_id: id, remaining: h.length, deliver: true, fin };
     }
 
     fn on_window_update(&mut self, h: Header) {
@@ -993,6 +1097,7 @@ impl Session {
         if h.flags.contains(Flags::ACK) {
             Self::on_ack(s, &mut self.unacked_outbound);
         }
+        s.last_active = self.now;
         if s.released {
             if h.flags.contains(Flags::FIN) || h.flags.contains(Flags::RST) {
                 self.forget(id);
@@ -1070,7 +1175,7 @@ impl Session {
         }
         s.reset = true;
         s.recv_buf = VecDeque::new();
-        s.buffered = 0;
+        let dropped = std::mem::take(&mut s.buffered);
         s.need_syn = false;
         if s.in_backlog {
             s.in_backlog = false;
@@ -1080,7 +1185,24 @@ impl Session {
             s.window_counted = false;
             self.window_sum -= u64::from(s.window_max);
         }
+        self.unaccount(u64::from(dropped));
         self.events.push_back(Event::StreamReset(id));
+    }
+
+    /// Resets stream `id` on our initiative, keeping it (as a peer's reset
+    /// would) so that the application learns `cause` on its next call.
+    fn reset_locally(&mut self, id: u32, cause: StreamError) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if s.reset {
+            return;
+        }
+        s.reset_cause = Some(cause);
+        if !s.need_syn {
+            self.ctrl.push_back(Header::window_update(id, Flags::RST, 0));
+        }
+        self.on_remote_reset(id);
     }
 
     fn on_remote_fin(&mut self, id: u32) {
@@ -1097,13 +1219,13 @@ impl Session {
         }
     }
 
+    /// Buffers a payload chunk already counted by [`Session::account`].
     fn deliver(&mut self, id: u32, chunk: Bytes) {
-        let Some(s) = self.streams.get_mut(&id) else {
+        let Some(s) = self.streams.get_mut(&id).filter(|s| !s.reset) else {
+            // Reset or forgotten mid-frame: the chunk is dropped.
+            self.unaccount(chunk.len() as u64);
             return;
         };
-        if s.reset {
-            return;
-        }
         // chunk.len() <= the frame length, checked against the window
         s.buffered += chunk.len() as u32;
         s.recv_buf.push_back(chunk);
@@ -1113,13 +1235,16 @@ impl Session {
         }
     }
 
-    /// Credit-on-read: once half the window has been read, grant it back,
-    /// doubling the window first if that half went by in under 2 RTTs.
+    /// Credit-on-read: once a quarter of the window has been read, grant it
+    /// back, doubling the window first if the reader consumed it at more than
+    /// a quarter of `window / RTT`, the most the window lets through: then the
+    /// window, not the link, may be the limit.
     fn maybe_update_window(&mut self, id: u32, now: Instant) {
         if self.closed.is_some() {
             return;
         }
         let rtt = self.rtt;
+        let pressure = self.config.buffer_budget.as_ref().is_some_and(BufferBudget::under_pressure);
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
@@ -1127,11 +1252,15 @@ impl Session {
             return;
         }
         let mut credit = s.window_max.saturating_sub(s.recv_window).saturating_sub(s.buffered);
-        if credit == 0 || credit < s.window_max / 2 {
+        if credit == 0 || credit < s.window_max / 4 {
             return;
         }
         if let (Some(last), Some(rtt)) = (s.last_update, rtt) {
-            if now.saturating_duration_since(last) < rtt * 2 && s.window_max < self.config.max_stream_window {
+            if !pressure
+                && now.saturating_duration_since(last).as_nanos() * u128::from(s.window_max)
+                    < 4 * rtt.as_nanos() * u128::from(credit)
+                && s.window_max < self.config.max_stream_window
+            {
                 let target = min(u64::from(s.window_max) * 2, u64::from(self.config.max_stream_window));
                 let room = self.config.connection_window_budget.saturating_sub(self.window_sum);
                 // target <= max_stream_window, a u32
@@ -1167,6 +1296,7 @@ impl Session {
     }
 
     fn on_removed(&mut self, s: &StreamState) {
+        self.unaccount(u64::from(s.buffered));
         if !s.outbound {
             self.inbound_count -= 1;
         }
@@ -1194,9 +1324,91 @@ impl Session {
     }
 
     fn set_closed(&mut self, error: Error) {
+        if let Rx::Payload { remaining, deliver: true, .. } = self.rx {
+            // Input is ignored from now on: the rest never arrives.
+            self.unaccount(u64::from(remaining));
+            self.rx = Rx::Header;
+        }
+        self.next_idle_check = None;
         self.closed = Some(error.clone());
         self.ping_out = None;
         self.want_rtt_ping = false;
         self.events.push_back(Event::Closed(error));
+    }
+
+    /// Counts `n` incoming data bytes against the connection budget and the
+    /// node's; `false` (nothing counted) if either would be exceeded.
+    fn account(&mut self, n: u64) -> bool {
+        if self.buffered_total + n > self.config.connection_window_budget {
+            return false;
+        }
+        if let Some(budget) = &self.config.buffer_budget {
+            if !budget.try_reserve(n) {
+                return false;
+            }
+        }
+        self.buffered_total += n;
+        true
+    }
+
+    /// Returns `n` bytes counted by [`Session::account`].
+    fn unaccount(&mut self, n: u64) {
+        debug_assert!(n <= self.buffered_total);
+        let n = n.min(self.buffered_total);
+        self.buffered_total -= n;
+        if let Some(budget) = &self.config.buffer_budget {
+            budget.release(n);
+        }
+    }
+
+    /// Makes sure an idle check runs soon enough for a stream with
+    /// `timeout`: a quarter of it, so a stream is reset at most 25% late.
+    fn schedule_idle_check(&mut self, timeout: Duration) {
+        let at = self.now + (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+        self.next_idle_check = Some(self.next_idle_check.map_or(at, |t| t.min(at)));
+    }
+
+    /// Resets streams silent for longer than their idle timeout, forgets
+    /// released ones, and schedules the next check.
+    fn check_idle_streams(&mut self, now: Instant) {
+        self.next_idle_check = None;
+        let mut expired = Vec::new();
+        let mut shortest: Option<Duration> = None;
+        for (&id, s) in &mut self.streams {
+            if s.reset {
+                continue;
+            }
+            if std::mem::take(&mut s.written) {
+                s.last_active = now;
+            }
+            let Some(timeout) = s.effective_idle_timeout() else {
+                continue;
+            };
+            if now.saturating_duration_since(s.last_active) >= timeout {
+                expired.push((id, s.released));
+            } else {
+                shortest = Some(shortest.map_or(timeout, |t| t.min(timeout)));
+            }
+        }
+        for (id, released) in expired {
+            tracing::debug!(stream = id, released, "stream idle timeout: resetting");
+            if released {
+                self.ctrl.push_back(Header::window_update(id, Flags::RST, 0));
+                self.forget(id);
+            } else {
+                self.reset_locally(id, StreamError::IdleTimeout);
+            }
+        }
+        if let Some(t) = shortest {
+            self.schedule_idle_check(t);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.config.buffer_budget {
+            budget.release(self.buffered_total);
+        }
     }
 }

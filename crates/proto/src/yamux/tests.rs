@@ -347,18 +347,18 @@ fn window_exhaustion_and_update() {
     }
     assert_eq!(sent, 256 * KIB, "exactly one window");
     assert_eq!(p.client.send_window(id), Some(0));
-    // read less than half: no update
-    let mut buf = vec![0u8; 100 * KIB];
-    assert_eq!(p.server.read(id, &mut buf, p.now), Ok(Some(100 * KIB)));
+    // read less than a quarter: no update
+    let mut buf = vec![0u8; 40 * KIB];
+    assert_eq!(p.server.read(id, &mut buf, p.now), Ok(Some(40 * KIB)));
     p.drive();
     assert_eq!(p.client.send_window(id), Some(0));
     assert!(!p.client_events.contains(&Event::StreamWritable(id)));
-    // past half: credit for everything read
-    assert_eq!(p.server.read(id, &mut buf[..40 * KIB], p.now), Ok(Some(40 * KIB)));
+    // past a quarter: credit for everything read
+    assert_eq!(p.server.read(id, &mut buf, p.now), Ok(Some(40 * KIB)));
     p.drive();
-    assert_eq!(p.client.send_window(id), Some(140 * KIB as u32));
+    assert_eq!(p.client.send_window(id), Some(80 * KIB as u32));
     assert!(p.client_events.contains(&Event::StreamWritable(id)));
-    assert_eq!(p.client.write(id, &data[sent..]).unwrap(), 140 * KIB);
+    assert_eq!(p.client.write(id, &data[sent..]).unwrap(), 80 * KIB);
 }
 
 #[test]
@@ -527,7 +527,7 @@ fn bulk(rtt: Duration, server: Config, duration: Duration) -> (usize, u32) {
 fn window_grows_with_rtt_up_to_cap() {
     let rtt = Duration::from_millis(50);
     let (moved, window) = bulk(rtt, Config::default(), Duration::from_secs(5));
-    assert_eq!(window, 16 * 1024 * KIB as u32, "reached the 16 MiB cap");
+    assert_eq!(window, 64 * 1024 * KIB as u32, "reached the 64 MiB cap");
     // infinite bandwidth: throughput is window / rtt; way past 256 KiB/rtt
     assert!(moved > 100 * 256 * KIB, "moved {moved}");
 }
@@ -895,4 +895,147 @@ fn writer_blocked_on_window_woken_after_queue_drains() {
     assert!(!events(&mut s).contains(&Event::StreamWritable(a)));
     transmit(&mut s);
     assert!(events(&mut s).contains(&Event::StreamWritable(a)));
+}
+
+// ----------------------------------------------------------------------
+// receive buffer budgets and idle streams
+
+/// Opens a stream from the client and sends `len` bytes on it.
+fn open_and_send(p: &mut Pair, len: usize) -> u32 {
+    let id = p.client.open_stream().unwrap();
+    assert_eq!(p.client.write(id, &vec![1u8; len]).unwrap(), len);
+    p.drive();
+    id
+}
+
+#[test]
+fn connection_budget_caps_unread_bytes_by_resetting_the_stream() {
+    let mut server = cfg();
+    server.set_connection_window_budget(512 * KIB as u64).unwrap();
+    let mut p = Pair::new(cfg(), server);
+    let a = open_and_send(&mut p, 256 * KIB);
+    let b = open_and_send(&mut p, 256 * KIB);
+    assert_eq!(p.server.buffered_total(), 512 * KIB as u64);
+    // The third stream's data is within its own window but not the budget.
+    let c = open_and_send(&mut p, 64 * KIB);
+    assert!(p.client_events.contains(&Event::StreamReset(c)));
+    let mut buf = vec![0u8; 16];
+    assert_eq!(p.server.read(c, &mut buf, p.now), Err(StreamError::BufferLimit));
+    assert_eq!(p.server.buffered_total(), 512 * KIB as u64, "the reset stream's bytes were dropped");
+    // The others are intact and the connection carries on.
+    assert_eq!(read_all(&mut p.server, a, p.now).len(), 256 * KIB);
+    assert_eq!(p.server.buffered_total(), 256 * KIB as u64);
+    let d = open_and_send(&mut p, 64 * KIB);
+    assert_eq!(p.server.buffered(d), Some(64 * KIB as u32));
+    assert!(!p.client_events.contains(&Event::StreamReset(b)));
+    assert!(!p.server.is_closed());
+}
+
+#[test]
+fn node_budget_is_shared_between_sessions_and_released_on_drop() {
+    let budget = BufferBudget::new(300 * KIB as u64);
+    let mut server = cfg();
+    server.set_buffer_budget(Some(budget.clone()));
+    let mut one = Pair::new(cfg(), server.clone());
+    let mut two = Pair::new(cfg(), server);
+    open_and_send(&mut one, 256 * KIB);
+    assert_eq!(budget.used(), 256 * KIB as u64);
+    // Session two has room of its own, but the node has not.
+    let id = open_and_send(&mut two, 64 * KIB);
+    assert!(two.client_events.contains(&Event::StreamReset(id)));
+    let mut buf = [0u8; 1];
+    assert_eq!(two.server.read(id, &mut buf, two.now), Err(StreamError::BufferLimit));
+    // Fill the rest exactly: new inbound streams are now refused outright.
+    open_and_send(&mut two, 44 * KIB);
+    assert!(budget.is_full());
+    let refused = two.client.open_stream().unwrap();
+    two.drive();
+    assert!(two.client_events.contains(&Event::StreamReset(refused)));
+    assert_eq!(two.server.num_streams(), 2);
+    // Reading and dropping give the budget back.
+    drop(one);
+    assert_eq!(budget.used(), 44 * KIB as u64);
+    drop(two);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn budget_pressure_stops_window_growth() {
+    let budget = BufferBudget::new(1024 * KIB as u64);
+    assert!(budget.try_reserve(600 * KIB as u64), "a busy neighbour holds over half");
+    let mut server = Config::default();
+    server.set_buffer_budget(Some(budget.clone()));
+    let (_, window) = bulk(Duration::from_millis(50), server, Duration::from_secs(2));
+    assert_eq!(window, INITIAL_WINDOW);
+    budget.release(600 * KIB as u64);
+    assert_eq!(budget.used(), 0, "the bulk session returned everything it held");
+}
+
+/// Advances both sessions' clocks to `until`, firing their timers.
+fn run_timers(p: &mut Pair, until: Instant) {
+    loop {
+        let next = [p.client.poll_timeout(), p.server.poll_timeout()].into_iter().flatten().min();
+        match next {
+            Some(t) if t <= until => {
+                p.now = p.now.max(t);
+                p.client.handle_timeout(p.now);
+                p.server.handle_timeout(p.now);
+                p.drive();
+            }
+            _ => {
+                p.now = until;
+                p.drive();
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn idle_streams_are_reset_and_exempt_ones_kept() {
+    let mut server = cfg();
+    server.set_stream_idle_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut p = Pair::new(cfg(), server);
+    let idle = open_and_send(&mut p, 1);
+    let busy = open_and_send(&mut p, 1);
+    let exempt = open_and_send(&mut p, 1);
+    p.server.set_stream_idle_timeout(exempt, None).unwrap();
+    let start = p.now;
+    // `busy` sees a byte every 4 s; `idle` sees nothing.
+    for i in 1..=4 {
+        run_timers(&mut p, start + Duration::from_secs(4 * i));
+        p.client.write(busy, b"x").unwrap();
+        p.drive();
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(p.server.read(idle, &mut buf, p.now), Err(StreamError::IdleTimeout));
+    assert!(p.client_events.contains(&Event::StreamReset(idle)));
+    assert!(p.server.read(busy, &mut buf, p.now).unwrap().is_some());
+    assert!(p.server.read(exempt, &mut buf, p.now).unwrap().is_some());
+    assert!(!p.client_events.contains(&Event::StreamReset(busy)));
+    assert!(!p.client_events.contains(&Event::StreamReset(exempt)));
+    // Writing alone keeps a stream alive too.
+    for i in 5..=8 {
+        run_timers(&mut p, start + Duration::from_secs(4 * i));
+        p.server.write(busy, b"y").unwrap();
+        p.drive();
+    }
+    assert!(!p.client_events.contains(&Event::StreamReset(busy)));
+}
+
+#[test]
+fn released_stream_waiting_for_fin_is_forgotten_after_linger() {
+    let mut p = Pair::new(cfg(), cfg());
+    let id = open_and_send(&mut p, 1);
+    // The server finishes and lets go; the client never sends FIN.
+    p.server.close_write(id).unwrap();
+    p.server.release(id);
+    p.drive();
+    assert_eq!(p.server.num_streams(), 1, "lingers for the client's FIN");
+    let start = p.now;
+    run_timers(&mut p, start + Duration::from_secs(29));
+    assert_eq!(p.server.num_streams(), 1);
+    run_timers(&mut p, start + Duration::from_secs(40));
+    assert_eq!(p.server.num_streams(), 0, "forgotten after 30 s of silence");
+    assert!(p.client_events.contains(&Event::StreamReset(id)));
 }
