@@ -18,7 +18,8 @@
 //! * [`Endpoint`], [`Listener`], [`Connection`], [`Stream`]: dial and accept
 //!   upgraded connections; open and accept streams.
 //! * [`upgrade`]: multistream-select, then Noise (or, for tests, plaintext),
-//!   then [`yamux`]; [`transport`]: TCP.
+//!   then [`yamux`]; [`transport`]: TCP. Optionally a private network
+//!   ([`PreSharedKey`], libp2p pnet) under all of them.
 //!
 //! The protocol state machines live, sans-IO, in the `peerswarm-proto` crate.
 //!
@@ -68,5 +69,6 @@ pub use connection::{Connection, ConnectionError, ConnectionId, Direction, Strea
 pub use endpoint::{Endpoint, EndpointConfig, Listener};
 pub use multiaddr::{self, Multiaddr};
 pub use peerswarm_proto::identity;
+pub use peerswarm_proto::pnet::{PreSharedKey, PskEncoding, PskFingerprint, PskParseError};
 pub use stream::{Stream, StreamStat};
 pub use transport::TransportError;

@@ -17,13 +17,29 @@
 //!
 //! The whole upgrade runs under one deadline (`handshake_timeout`): a peer
 //! that connects and then says nothing costs us one timer, not a task forever.
+//!
+//! # Private networks
+//!
+//! With a pre-shared key ([`EndpointConfig::with_private_network`]), the
+//! TCP stream is wrapped before anything else: each side sends a random
+//! 24-byte nonce, then everything (multistream, Noise, yamux) is XSalsa20
+//! encrypted under the key (`pnet/Private-Networks-PSK-V1.md`). The nonce
+//! rides in the first write, so this costs no round trip. A peer with
+//! another key (or none) decrypts to garbage; the failure shows up as a
+//! negotiation error, a handshake error, EOF or a timeout, and is reported
+//! wrapped in [`UpgradeError::PrivateNetwork`].
+//!
+//! [`EndpointConfig::with_private_network`]: crate::EndpointConfig::with_private_network
 
 use crate::multistream::{self, NegotiationError};
+use crate::security::pnet::PnetStream;
 use crate::security::{noise, plaintext, SecureInfo};
 use crate::swarm::{ConnAddrs, ConnectionGater};
 use crate::yamux;
 use crate::Direction;
 use peerswarm_proto::identity::{Keypair, PeerId};
+use peerswarm_proto::pnet::PreSharedKey;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -91,6 +107,16 @@ pub enum UpgradeError {
     /// The upgrade did not finish within the handshake timeout.
     #[error("handshake timed out")]
     Timeout,
+    /// A connection in a private network failed before it was secured
+    /// (`source` says how). The likely cause is a remote with a different
+    /// pre-shared key, or none: its bytes decrypt to garbage, so the
+    /// mismatch surfaces as a negotiation or handshake error, EOF or a
+    /// timeout. Only produced when this node has a pre-shared key.
+    #[error("{source} (private network: the remote likely has a different pre-shared key, or none)")]
+    PrivateNetwork {
+        /// What went wrong below the security protocol.
+        source: Box<UpgradeError>,
+    },
 }
 
 /// A connection fresh out of the upgrader.
@@ -108,11 +134,17 @@ pub(crate) struct Upgrader {
     pub(crate) yamux: yamux::Config,
     pub(crate) handshake_timeout: Duration,
     pub(crate) gater: Option<Arc<dyn ConnectionGater>>,
+    /// The private network's key: when set, every connection is wrapped in
+    /// a [`PnetStream`] before security negotiation.
+    pub(crate) psk: Option<PreSharedKey>,
 }
 
 impl std::fmt::Debug for Upgrader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upgrader").field("security", &self.security).finish_non_exhaustive()
+        f.debug_struct("Upgrader")
+            .field("security", &self.security)
+            .field("psk", &self.psk)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,12 +154,16 @@ impl Upgrader {
     }
 
     /// The gater's `intercept_secured` hook, between security and muxer.
+    /// Marks the connection `secured`: a private-network key mismatch can no
+    /// longer be the cause of a failure.
     fn check_secured(
         &self,
         direction: Direction,
         info: &SecureInfo,
         addrs: &ConnAddrs,
+        secured: &AtomicBool,
     ) -> Result<(), UpgradeError> {
+        secured.store(true, Ordering::Relaxed);
         match &self.gater {
             Some(g) if !g.intercept_secured(direction, &info.remote_peer_id, addrs) => {
                 Err(UpgradeError::Gated { peer: Box::new(info.remote_peer_id) })
@@ -146,9 +182,15 @@ impl Upgrader {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        tokio::time::timeout(self.handshake_timeout, self.outbound_inner(io, expected, addrs))
-            .await
-            .map_err(|_| UpgradeError::Timeout)?
+        let secured = AtomicBool::new(false);
+        let upgrade = async {
+            match &self.psk {
+                Some(psk) => self.outbound_inner(PnetStream::new(io, psk), expected, addrs, &secured).await,
+                None => self.outbound_inner(io, expected, addrs, &secured).await,
+            }
+        };
+        let result = tokio::time::timeout(self.handshake_timeout, upgrade).await;
+        self.finish(result, &secured)
     }
 
     /// Upgrades a connection the remote initiated.
@@ -156,9 +198,34 @@ impl Upgrader {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        tokio::time::timeout(self.handshake_timeout, self.inbound_inner(io, addrs))
-            .await
-            .map_err(|_| UpgradeError::Timeout)?
+        let secured = AtomicBool::new(false);
+        let upgrade = async {
+            match &self.psk {
+                Some(psk) => self.inbound_inner(PnetStream::new(io, psk), addrs, &secured).await,
+                None => self.inbound_inner(io, addrs, &secured).await,
+            }
+        };
+        let result = tokio::time::timeout(self.handshake_timeout, upgrade).await;
+        self.finish(result, &secured)
+    }
+
+    /// Maps a timeout to [`UpgradeError::Timeout`] and, in a private
+    /// network, wraps a failure before the connection was secured in
+    /// [`UpgradeError::PrivateNetwork`].
+    fn finish(
+        &self,
+        result: Result<Result<Upgraded, UpgradeError>, tokio::time::error::Elapsed>,
+        secured: &AtomicBool,
+    ) -> Result<Upgraded, UpgradeError> {
+        let error = match result {
+            Ok(Ok(upgraded)) => return Ok(upgraded),
+            Ok(Err(error)) => error,
+            Err(_) => UpgradeError::Timeout,
+        };
+        if self.psk.is_some() && !secured.load(Ordering::Relaxed) {
+            return Err(UpgradeError::PrivateNetwork { source: Box::new(error) });
+        }
+        Err(error)
     }
 
     async fn outbound_inner<S>(
@@ -166,6 +233,7 @@ impl Upgrader {
         io: S,
         expected: Option<PeerId>,
         addrs: ConnAddrs,
+        secured: &AtomicBool,
     ) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -178,20 +246,25 @@ impl Upgrader {
                 let (io, info) = noise::upgrade_outbound(io, &self.keypair, expected, &Self::muxers())
                     .await
                     .map_err(UpgradeError::Noise)?;
-                self.check_secured(Direction::Outbound, &info, &addrs)?;
+                self.check_secured(Direction::Outbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Client).await
             }
             Security::InsecurePlaintext => {
                 let (io, info) = plaintext::handshake(io, &self.keypair, expected)
                     .await
                     .map_err(UpgradeError::Plaintext)?;
-                self.check_secured(Direction::Outbound, &info, &addrs)?;
+                self.check_secured(Direction::Outbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Client).await
             }
         }
     }
 
-    async fn inbound_inner<S>(&self, io: S, addrs: ConnAddrs) -> Result<Upgraded, UpgradeError>
+    async fn inbound_inner<S>(
+        &self,
+        io: S,
+        addrs: ConnAddrs,
+        secured: &AtomicBool,
+    ) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -204,13 +277,13 @@ impl Upgrader {
                 let (io, info) = noise::upgrade_inbound(io, &self.keypair, &Self::muxers())
                     .await
                     .map_err(UpgradeError::Noise)?;
-                self.check_secured(Direction::Inbound, &info, &addrs)?;
+                self.check_secured(Direction::Inbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Server).await
             }
             Security::InsecurePlaintext => {
                 let (io, info) =
                     plaintext::handshake(io, &self.keypair, None).await.map_err(UpgradeError::Plaintext)?;
-                self.check_secured(Direction::Inbound, &info, &addrs)?;
+                self.check_secured(Direction::Inbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Server).await
             }
         }

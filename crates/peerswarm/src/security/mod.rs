@@ -3,9 +3,16 @@
 //!
 //! Both handshakes end in the same place: a byte stream (`AsyncRead +
 //! AsyncWrite`) plus a [`SecureInfo`] naming the authenticated remote.
+//!
+//! Under them, a node in a private network wraps the raw connection in the
+//! pre-shared-key layer of `security::pnet` (errors: [`PnetError`]), so
+//! even the security negotiation is encrypted.
 
 pub(crate) mod noise;
 pub(crate) mod plaintext;
+pub(crate) mod pnet;
+
+pub use pnet::PnetError;
 
 use peerswarm_proto::identity::{PeerId, PublicKey};
 

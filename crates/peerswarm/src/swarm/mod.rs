@@ -47,6 +47,7 @@ use futures::future::BoxFuture;
 use multiaddr::{Multiaddr, Protocol};
 use notify::Notifiees;
 use peerswarm_proto::identity::{Keypair, PeerId};
+use peerswarm_proto::pnet::PreSharedKey;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -74,6 +75,7 @@ pub struct SwarmConfig {
     pub(crate) max_dials_per_peer: usize,
     pub(crate) transports: Transports,
     pub(crate) limits: ConnectionLimits,
+    pub(crate) psk: Option<PreSharedKey>,
 }
 
 impl Default for SwarmConfig {
@@ -93,6 +95,7 @@ impl Default for SwarmConfig {
             max_dials_per_peer: 8,
             transports: Transports::default(),
             limits: ConnectionLimits::default(),
+            psk: None,
         }
     }
 }
@@ -102,6 +105,15 @@ impl SwarmConfig {
     /// authentication**. Tests and benchmarks only. Default: Noise.
     pub fn with_insecure_plaintext(mut self) -> Self {
         self.security = Security::InsecurePlaintext;
+        self
+    }
+
+    /// Joins the private network of `psk` (libp2p pnet, a pre-shared key):
+    /// connections are encrypted with it under the security protocol, and
+    /// only peers holding the same key can connect. Default: off (the
+    /// public network). See [`EndpointConfig::with_private_network`].
+    pub fn with_private_network(mut self, psk: PreSharedKey) -> Self {
+        self.psk = Some(psk);
         self
     }
 
@@ -294,6 +306,9 @@ impl SwarmBuilder {
             .with_transports(config.transports.clone());
         if config.security == Security::InsecurePlaintext {
             endpoint_config = endpoint_config.with_insecure_plaintext();
+        }
+        if let Some(psk) = &config.psk {
+            endpoint_config = endpoint_config.with_private_network(psk.clone());
         }
         let (closing, _) = watch::channel(false);
         let resolver = self.resolver.unwrap_or_else(|| Arc::new(SystemResolver::new()));

@@ -142,6 +142,12 @@ impl Dialer {
         let mut consumed = 0;
         while self.state == State::Negotiating {
             let Some((message, used)) = Message::decode(&input[consumed..])? else {
+                // Before the header, an incomplete message that cannot
+                // become it is garbage: fail now, not after waiting for the
+                // length it announces.
+                if !self.header_received && !Message::could_be_header(&input[consumed..]) {
+                    return Err(ProtocolError::InvalidHeader);
+                }
                 break;
             };
             consumed += used;
@@ -263,6 +269,12 @@ mod tests {
         assert_eq!(d.handle_input(b"\x05hello"), Err(ProtocolError::MissingNewline));
         let mut d = Dialer::new(["/a"], false).unwrap();
         assert_eq!(d.handle_input(&msg(Message::NotAvailable)), Err(ProtocolError::InvalidHeader));
+        // Incomplete, but its length is not the header's: no waiting for it.
+        let mut d = Dialer::new(["/a"], false).unwrap();
+        assert_eq!(d.handle_input(b"\x50abc"), Err(ProtocolError::InvalidHeader));
+        // A header arriving in pieces is waited for.
+        let mut d = Dialer::new(["/a"], false).unwrap();
+        assert_eq!(d.handle_input(b"\x13/multi"), Ok(0));
     }
 
     #[test]

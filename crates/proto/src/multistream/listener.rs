@@ -68,6 +68,12 @@ impl Listener {
         let mut consumed = 0;
         while self.selected.is_none() {
             let Some((message, used)) = Message::decode(&input[consumed..])? else {
+                // Before the header, an incomplete message that cannot
+                // become it is garbage: fail now, not after waiting for the
+                // length it announces.
+                if !self.header_received && !Message::could_be_header(&input[consumed..]) {
+                    return Err(ProtocolError::InvalidHeader);
+                }
                 break;
             };
             consumed += used;
@@ -168,10 +174,13 @@ mod tests {
         assert_eq!(l.handle_input(&proto("/noise"), |_| true), Err(ProtocolError::InvalidHeader));
         let mut l = Listener::new();
         assert_eq!(l.handle_input(b"\x04GET ", |_| true), Err(ProtocolError::MissingNewline));
-        // An HTTP request: 'G' reads as a 71-byte length. This one happens to
-        // be 72 bytes and end in '\n', so it parses as a (wrong) header...
+        // An HTTP request: 'G' reads as a 71-byte length, which is not the
+        // header's: refused without waiting for the other 55 bytes...
         let mut l = Listener::new();
-        assert_eq!(l.handle_input(b"GET / HTTP/1.1\r\n", |_| true), Ok(0));
+        assert_eq!(l.handle_input(b"GET / HTTP/1.1\r\n", |_| true), Err(ProtocolError::InvalidHeader));
+        // ...this one happens to be 72 bytes and end in '\n', so it parses as
+        // a (wrong) header...
+        let mut l = Listener::new();
         let request = b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
         assert_eq!(l.handle_input(request, |_| true), Err(ProtocolError::InvalidHeader));
         // ...and with one more header line byte 72 is not a newline.

@@ -57,6 +57,19 @@ impl Message {
         out.push(b'\n');
     }
 
+    /// Whether `partial`, the start of an incomplete first message, can
+    /// still turn out to be the header.
+    ///
+    /// The header has one wire form (20 bytes, the length prefix is strict),
+    /// so garbage whose first byte announces a long message (a private
+    /// network peer with another key, or a different protocol) can be
+    /// refused at once instead of waiting for bytes that may never come.
+    pub(crate) fn could_be_header(partial: &[u8]) -> bool {
+        const HEADER_WIRE: &[u8] = b"\x13/multistream/1.0.0\n";
+        let n = partial.len().min(HEADER_WIRE.len());
+        partial[..n] == HEADER_WIRE[..n]
+    }
+
     /// Decodes one message from the front of `buf`.
     ///
     /// Returns `Ok(None)` when `buf` holds only part of a message (read
@@ -155,6 +168,20 @@ mod tests {
     fn header_bytes() {
         assert_eq!(encode(&Message::Header), unhex(HEADER_BYTES));
         assert_eq!(Message::decode(&unhex(HEADER_BYTES)), Ok(Some((Message::Header, 20))));
+    }
+
+    #[test]
+    fn could_be_header_accepts_exactly_the_prefixes_of_the_header() {
+        let header = unhex(HEADER_BYTES);
+        for end in 0..=header.len() {
+            assert!(Message::could_be_header(&header[..end]), "prefix of {end} bytes");
+        }
+        let mut longer = header.clone();
+        longer.extend_from_slice(b"\x07/noise\n");
+        assert!(Message::could_be_header(&longer));
+        assert!(!Message::could_be_header(b"G"));
+        assert!(!Message::could_be_header(b"\x13/multistream/2"));
+        assert!(!Message::could_be_header(&[0x93, 0x00]), "non-minimal length prefix");
     }
 
     #[test]
