@@ -11,6 +11,7 @@ use futures::StreamExt;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
+use libp2p::Transport as _;
 use libp2p::{
     identify, identity, noise, ping, plaintext, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm,
 };
@@ -48,6 +49,9 @@ pub struct RustNodeConfig {
     pub identify: bool,
     /// Whether to serve `/perf/1.0.0` (default `false`).
     pub perf: bool,
+    /// Join the private network of this pre-shared key (`libp2p-pnet`
+    /// under Noise; not with `insecure_plaintext`). Default `None`.
+    pub psk: Option<libp2p_pnet::PreSharedKey>,
 }
 
 /// The protocol version a [`RustNode`] announces through identify.
@@ -81,6 +85,12 @@ impl RustNodeConfig {
     /// Uses `/plaintext/2.0.0` instead of Noise.
     pub fn with_insecure_plaintext(mut self) -> Self {
         self.insecure_plaintext = true;
+        self
+    }
+
+    /// Joins the private network of `psk`.
+    pub fn with_private_network(mut self, psk: libp2p_pnet::PreSharedKey) -> Self {
+        self.psk = Some(psk);
         self
     }
 }
@@ -158,9 +168,9 @@ impl fmt::Debug for RustNode {
 }
 
 impl RustNode {
-    /// Builds the swarm (fresh ed25519 key, TCP + Noise (or plaintext) +
-    /// yamux with rust-libp2p's defaults), listens on `/ip4/127.0.0.1/tcp/0` and
-    /// returns once the listen address is known.
+    /// Builds the swarm (fresh ed25519 key, TCP + [pnet +] Noise (or
+    /// plaintext) + yamux with rust-libp2p's defaults), listens on
+    /// `/ip4/127.0.0.1/tcp/0` and returns once the listen address is known.
     pub async fn spawn(config: RustNodeConfig) -> Result<Self, SetupError> {
         let key = identity::Keypair::generate_ed25519();
         let behaviour = Behaviour {
@@ -185,7 +195,23 @@ impl RustNode {
         let idle = Duration::from_secs(300);
         let tcp = tcp::Config::default().nodelay(true);
         let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
-        let mut swarm = if config.insecure_plaintext {
+        let mut swarm = if let Some(psk) = config.psk {
+            // rust-libp2p's documented pnet stack: the pnet handshake on the
+            // raw socket, then the usual upgrades.
+            let pnet = libp2p_pnet::PnetConfig::new(psk);
+            builder
+                .with_other_transport(|key| {
+                    let noise = noise::Config::new(key).map_err(SetupError::from)?;
+                    Ok(tcp::tokio::Transport::new(tcp)
+                        .and_then(move |socket, _| pnet.handshake(socket))
+                        .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default()))
+                })?
+                .with_behaviour(|_| behaviour)?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        } else if config.insecure_plaintext {
             let plaintext = |key: &identity::Keypair| Ok::<_, Infallible>(plaintext::Config::new(key));
             builder
                 .with_tcp(tcp, plaintext, yamux::Config::default)?

@@ -7,11 +7,12 @@
 use crate::connection::{Connection, Direction};
 use crate::swarm::{ConnAddrs, ConnectionGater};
 use crate::transport::{RawConn, RawListener, Transport, TransportError, Transports};
-use crate::upgrade::{Security, Upgrader};
+use crate::upgrade::{Security, UpgradeError, Upgrader};
 use crate::yamux;
 use multiaddr::Multiaddr;
 use peerswarm_proto::identity::{Keypair, PeerId};
 use peerswarm_proto::pnet::PreSharedKey;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -198,9 +199,11 @@ impl Endpoint {
         expected: Option<PeerId>,
         timeout: Duration,
     ) -> Result<Connection, TransportError> {
+        let connected = AtomicBool::new(false);
         let dial = async {
             let transport = self.transport_for_dial(addr)?;
             let RawConn { io, local_addr, remote_addr } = transport.dial(addr.clone()).await?;
+            connected.store(true, Ordering::Relaxed);
             let upgraded = self
                 .inner
                 .upgrader
@@ -217,7 +220,20 @@ impl Endpoint {
         };
         tokio::time::timeout(timeout, dial)
             .await
-            .map_err(|_| TransportError::Timeout { addr: addr.clone() })?
+            .map_err(|_| self.dial_timed_out(addr, connected.load(Ordering::Relaxed)))?
+    }
+
+    /// The error of a dial that ran out of time: [`TransportError::Timeout`],
+    /// except in a private network once the raw connection was made. Then
+    /// the likely cause is a remote with another key that waits, silent, for
+    /// the rest of a first message its garbage announced (rust-libp2p's
+    /// listener does), and the error says so like the upgrader's own.
+    fn dial_timed_out(&self, addr: &Multiaddr, connected: bool) -> TransportError {
+        if connected && self.inner.upgrader.psk.is_some() {
+            let source = UpgradeError::PrivateNetwork { source: Box::new(UpgradeError::Timeout) };
+            return TransportError::Upgrade { addr: addr.clone(), source };
+        }
+        TransportError::Timeout { addr: addr.clone() }
     }
 
     fn transport_for_dial(&self, addr: &Multiaddr) -> Result<&dyn Transport, TransportError> {
