@@ -292,13 +292,16 @@ impl StreamState {
 ///
 /// Each stream's receive window starts at 256 KiB. Credit is returned on
 /// [`read`] (so a slow reader back-pressures the sender), with a window update
-/// once half the window has been consumed. If that half-window was consumed
-/// in less than two round-trip times, the window — not the link — limits
-/// throughput, and the window doubles, up to
-/// [`Config::set_max_stream_window`] and within
-/// [`Config::set_connection_window_budget`] across all streams. In the
-/// steady state a window settles between 2× and 4× the bandwidth-delay
-/// product. The RTT comes from yamux pings: our side queues ping replies
+/// once a quarter of the window has been consumed. The rate at which that
+/// quarter was consumed, times the RTT, estimates the bandwidth-delay
+/// product; when it exceeds a quarter of the window, the window — not the
+/// link — may be what limits throughput, and the window grows to twice the
+/// estimate (at least double), up to [`Config::set_max_stream_window`] and
+/// within [`Config::set_connection_window_budget`] across all streams. A
+/// transfer thus opens its window within about one round trip of the first
+/// data, and a window settles between 4/3× and 4× the bandwidth-delay
+/// product. Growth pauses while the node's [`BufferBudget`] is more than half
+/// used. The RTT comes from yamux pings: our side queues ping replies
 /// ahead of data, so the sample is the path RTT rather than the time the
 /// peer's application takes to write (which the alternative — timing a window
 /// update until the data it unlocks — would mix in, and which only exists
@@ -1236,9 +1239,10 @@ impl Session {
     }
 
     /// Credit-on-read: once a quarter of the window has been read, grant it
-    /// back, doubling the window first if the reader consumed it at more than
+    /// back, growing the window first if the reader consumed it at more than
     /// a quarter of `window / RTT`, the most the window lets through: then the
-    /// window, not the link, may be the limit.
+    /// window, not the link, may be the limit. It grows to twice the
+    /// bandwidth-delay product that rate implies (at least double).
     fn maybe_update_window(&mut self, id: u32, now: Instant) {
         if self.closed.is_some() {
             return;
@@ -1256,12 +1260,20 @@ impl Session {
             return;
         }
         if let (Some(last), Some(rtt)) = (s.last_update, rtt) {
+            let elapsed = now.saturating_duration_since(last).as_nanos();
+            // Bytes the reader would consume in one RTT at the rate it just
+            // showed: a bandwidth-delay product estimate.
+            let bdp = (u128::from(credit) * rtt.as_nanos()).checked_div(elapsed).unwrap_or(u128::MAX);
             if !pressure
-                && now.saturating_duration_since(last).as_nanos() * u128::from(s.window_max)
-                    < 4 * rtt.as_nanos() * u128::from(credit)
+                && bdp.saturating_mul(4) > u128::from(s.window_max)
                 && s.window_max < self.config.max_stream_window
             {
-                let target = min(u64::from(s.window_max) * 2, u64::from(self.config.max_stream_window));
+                // Jump straight to twice the estimate rather than doubling
+                // once per update: the window then covers the path after one
+                // round trip instead of after log2(BDP / 256 KiB) of them.
+                let wanted = max(2 * u128::from(s.window_max), bdp.saturating_mul(2));
+                // min() keeps it within max_stream_window, a u32
+                let target = min(wanted, u128::from(self.config.max_stream_window)) as u64;
                 let room = self.config.connection_window_budget.saturating_sub(self.window_sum);
                 // target <= max_stream_window, a u32
                 let grow = min(target - u64::from(s.window_max), room) as u32;
