@@ -15,6 +15,11 @@ pub(crate) struct Cli {
     /// Log more (also: RUST_LOG).
     #[arg(long, short, global = true)]
     pub(crate) verbose: bool,
+    /// Private network: the pre-shared key file (`/key/swarm/psk/1.0.0/`,
+    /// as go-ipfs's swarm.key). Only peers with the same key connect.
+    /// For listen, ping, identify, echo and perf.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) psk: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
 }

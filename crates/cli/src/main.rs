@@ -17,7 +17,7 @@ use output::Output;
 use peerswarm::host::{Host, HostConfig, PerfProgress};
 use peerswarm::identity::{self, Keypair, PeerId};
 use peerswarm::swarm::{Swarm, SwarmConfig};
-use peerswarm::Multiaddr;
+use peerswarm::{Multiaddr, PreSharedKey};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }
     };
     let out = Output::new(cli.json);
-    match runtime.block_on(run(cli.command, &out)) {
+    match runtime.block_on(run(cli.command, cli.psk, &out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(msg)) => {
             out.error(&msg);
@@ -84,21 +84,36 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(command: Option<Command>, out: &Output) -> Result<(), Failure> {
+async fn run(command: Option<Command>, psk: Option<std::path::PathBuf>, out: &Output) -> Result<(), Failure> {
+    let psk = match (&command, psk) {
+        (_, None) => None,
+        (None | Some(Command::Id { .. }), Some(_)) => {
+            return fail("--psk applies to listen, ping, identify, echo and perf");
+        }
+        (_, Some(path)) => Some(read_psk_file(&path)?),
+    };
+    let psk = psk.as_ref();
     match command {
         None => demo::run(out).await,
         Some(Command::Id { key, key_type }) => id(key, key_type, out),
         Some(Command::Listen { listen, key, seed, perf, metrics }) => {
             let keypair = load_identity(key.as_deref(), seed)?;
-            listen_node(keypair, listen, perf, metrics, out).await
+            listen_node(keypair, listen, perf, metrics, psk, out).await
         }
-        Some(Command::Ping { addr, count }) => ping(addr, count, out).await,
-        Some(Command::Identify { addr }) => identify_cmd(addr, out).await,
-        Some(Command::Echo { addr, text }) => echo(addr, text, out).await,
+        Some(Command::Ping { addr, count }) => ping(addr, count, psk, out).await,
+        Some(Command::Identify { addr }) => identify_cmd(addr, psk, out).await,
+        Some(Command::Echo { addr, text }) => echo(addr, text, psk, out).await,
         Some(Command::Perf { addr, upload, download, streams }) => {
-            perf(addr, upload.0, download.0, streams, out).await
+            perf(addr, upload.0, download.0, streams, psk, out).await
         }
     }
+}
+
+fn read_psk_file(path: &std::path::Path) -> Result<PreSharedKey, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read pre-shared key file {}: {e}", path.display()))?;
+    PreSharedKey::from_key_file(&bytes)
+        .map_err(|e| Failure(format!("invalid pre-shared key file {}: {e}", path.display())))
 }
 
 fn id(key: Option<std::path::PathBuf>, key_type: KeyType, out: &Output) -> Result<(), Failure> {
@@ -136,11 +151,13 @@ fn load_identity(key: Option<&std::path::Path>, seed: Option<u8>) -> Result<Keyp
     }
 }
 
-fn new_host(keypair: Keypair, perf: bool) -> Host {
-    let swarm = Swarm::builder(keypair)
-        .config(SwarmConfig::default())
-        .bandwidth(peerswarm::swarm::BandwidthCounter::new())
-        .build();
+fn new_host(keypair: Keypair, perf: bool, psk: Option<&PreSharedKey>) -> Host {
+    let mut config = SwarmConfig::default();
+    if let Some(psk) = psk {
+        config = config.with_private_network(psk.clone());
+    }
+    let swarm =
+        Swarm::builder(keypair).config(config).bandwidth(peerswarm::swarm::BandwidthCounter::new()).build();
     Host::new(swarm, HostConfig::default().with_perf(perf))
 }
 
@@ -149,6 +166,7 @@ async fn listen_node(
     listen: Vec<Multiaddr>,
     perf: bool,
     metrics: Option<std::net::SocketAddr>,
+    psk: Option<&PreSharedKey>,
     out: &Output,
 ) -> Result<(), Failure> {
     // Install the SIGINT handler before printing anything: `ctrl_c()`
@@ -157,7 +175,7 @@ async fn listen_node(
     // reads `LISTEN` would see death by signal instead of a clean exit 0.
     let mut interrupted = Box::pin(tokio::signal::ctrl_c());
     let early = futures::poll!(&mut interrupted);
-    let host = new_host(keypair, perf);
+    let host = new_host(keypair, perf, psk);
     let listen = if listen.is_empty() { vec!["/ip4/127.0.0.1/tcp/0".parse()?] } else { listen };
     let mut bound = Vec::new();
     for addr in &listen {
@@ -169,6 +187,9 @@ async fn listen_node(
     let peer = host.local_peer();
     for addr in host.swarm().interface_listen_addresses() {
         out.listen(&addr, &peer);
+    }
+    if let Some(psk) = psk {
+        out.info(&format!("private network: pre-shared key fingerprint {}", psk.fingerprint()));
     }
     host.swarm().notify(output::ConnLogger);
     if let Some(metrics_addr) = metrics {
@@ -194,17 +215,26 @@ fn split_p2p(full: &Multiaddr) -> Result<(Multiaddr, PeerId), Failure> {
     }
 }
 
-async fn client(target: &Multiaddr, perf: bool) -> Result<(Host, PeerId), Failure> {
+async fn client(
+    target: &Multiaddr,
+    perf: bool,
+    psk: Option<&PreSharedKey>,
+) -> Result<(Host, PeerId), Failure> {
     let (addr, peer) = split_p2p(target)?;
-    let host = new_host(Keypair::generate_ed25519(), perf);
+    let host = new_host(Keypair::generate_ed25519(), perf, psk);
     host.connect(&peer, vec![addr.clone()])
         .await
         .map_err(|e| Failure(format!("cannot connect to {addr}: {e}")))?;
     Ok((host, peer))
 }
 
-async fn ping(target: Multiaddr, count: u32, out: &Output) -> Result<(), Failure> {
-    let (host, peer) = client(&target, false).await?;
+async fn ping(
+    target: Multiaddr,
+    count: u32,
+    psk: Option<&PreSharedKey>,
+    out: &Output,
+) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false, psk).await?;
     let mut pinger = host.pinger(&peer).await.map_err(|e| format!("ping to {peer} failed: {e}"))?;
     let mut rtts = Vec::new();
     for seq in 1..=count {
@@ -221,16 +251,21 @@ async fn ping(target: Multiaddr, count: u32, out: &Output) -> Result<(), Failure
     Ok(())
 }
 
-async fn identify_cmd(target: Multiaddr, out: &Output) -> Result<(), Failure> {
-    let (host, peer) = client(&target, false).await?;
+async fn identify_cmd(target: Multiaddr, psk: Option<&PreSharedKey>, out: &Output) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false, psk).await?;
     let info = host.identify(&peer).await.map_err(|e| format!("identify of {peer} failed: {e}"))?;
     out.identify(&info);
     host.close().await;
     Ok(())
 }
 
-async fn echo(target: Multiaddr, text: String, out: &Output) -> Result<(), Failure> {
-    let (host, peer) = client(&target, false).await?;
+async fn echo(
+    target: Multiaddr,
+    text: String,
+    psk: Option<&PreSharedKey>,
+    out: &Output,
+) -> Result<(), Failure> {
+    let (host, peer) = client(&target, false, psk).await?;
     let mut stream =
         host.new_stream(&peer, &["/echo/1.0.0"]).await.map_err(|e| format!("echo to {peer} failed: {e}"))?;
     let exchange = async {
@@ -255,9 +290,10 @@ async fn perf(
     upload: u64,
     download: u64,
     streams: u32,
+    psk: Option<&PreSharedKey>,
     out: &Output,
 ) -> Result<(), Failure> {
-    let (host, peer) = client(&target, true).await?;
+    let (host, peer) = client(&target, true, psk).await?;
     let progress = Arc::new(PerfProgress::default());
     let started = Instant::now();
     let bar = out.progress(progress.clone(), (upload + download) * u64::from(streams));

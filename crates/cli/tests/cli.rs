@@ -454,6 +454,41 @@ fn wrong_peer_id_fails() {
 }
 
 #[test]
+fn private_network_with_psk() {
+    let dir = TempDir::new("psk");
+    let key_file = |name: &str, byte: u8| {
+        let path = dir.path.join(name);
+        let hex: String = std::iter::repeat_n(format!("{byte:02x}"), 32).collect();
+        std::fs::write(&path, format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (ours, other) = (key_file("ours.key", 1), key_file("other.key", 2));
+    let node = Listener::spawn(&["--psk", &ours]);
+    node.process().wait_stderr("pre-shared key fingerprint");
+
+    // The same key connects; another key or none does not.
+    run(&["ping", node.addr(), "--count", "1", "--psk", &ours]).success();
+    run(&["--psk", &ours, "echo", node.addr(), "hi"]).success();
+    run(&["ping", node.addr(), "--count", "1", "--psk", &other])
+        .failure(1, &["cannot connect to", "pre-shared key"]);
+    run(&["ping", node.addr(), "--count", "1"]).failure(1, &["cannot connect to"]);
+
+    // Bad files and misplaced flags are one-line failures.
+    let garbage = dir.path.join("garbage.key");
+    std::fs::write(&garbage, "not a key file").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    run(&["ping", node.addr(), "--psk", garbage]).failure(1, &["invalid pre-shared key file", garbage]);
+    let missing = dir.path.join("missing.key");
+    let missing = missing.to_str().unwrap();
+    run(&["listen", "--psk", missing]).failure(1, &["cannot read pre-shared key file", missing]);
+    run(&["id", "--psk", &ours]).failure(1, &["--psk applies to listen"]);
+
+    // The node carries on.
+    run(&["identify", node.addr(), "--psk", &ours]).success();
+    node.interrupt();
+}
+
+#[test]
 fn bad_arguments_fail() {
     let addr = format!("{}/p2p/{}", refused_addr(), seed_peer(1));
     run(&["perf", &addr, "--download", "12XB"]).failure(2, &["unknown size unit"]);
