@@ -4,9 +4,11 @@ use super::cipher::{decode_frame_header, RecvCipher, SendCipher};
 use super::payload::{
     static_key_message, HandshakePayload, IdentityCheckError, NoiseExtensions, PayloadError,
 };
-use super::{FRAME_HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_NAME};
+use super::x25519::{Resolver, StaticPair, KEY_LEN};
+use super::{FRAME_HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_NAME, TAG_LEN};
 use crate::identity::{Keypair, PeerId, PublicKey};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use thiserror::Error;
 
 /// Why a Noise handshake failed.
@@ -141,6 +143,68 @@ struct Remote {
     muxer: Option<String>,
 }
 
+/// This node's Noise static key: an X25519 key pair and the identity key's
+/// signature over it, made once and used for many handshakes.
+///
+/// The static key only has to be proven by the identity signature, so one
+/// per node is enough: rust-libp2p makes one per `noise::Config` (node
+/// lifetime) and js-libp2p accepts a fixed one "for faster handshakes".
+/// Every handshake still has fresh ephemeral keys (forward secrecy); reusing
+/// the static key saves a key generation and a signature per handshake.
+/// [`Handshake::initiator`] and [`Handshake::responder`] make a fresh one
+/// each time instead.
+///
+/// Cheap to clone (clones share the key).
+#[derive(Clone)]
+pub struct NoiseKey(Arc<NoiseKeyInner>);
+
+struct NoiseKeyInner {
+    pair: Arc<StaticPair>,
+    /// Our identity key, protobuf-encoded, and its signature over
+    /// `"noise-libp2p-static-key:" ‖ pair.public`.
+    identity_key: Vec<u8>,
+    identity_sig: Vec<u8>,
+}
+
+impl NoiseKey {
+    /// A fresh random X25519 key pair, signed by `identity`.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::Signing`] if `identity` cannot sign,
+    /// [`HandshakeError::Internal`] if the random source fails.
+    pub fn new(identity: &Keypair) -> Result<Self, HandshakeError> {
+        let pair = StaticPair::generate().map_err(from_snow)?;
+        let identity_sig =
+            identity.sign(&static_key_message(pair.public())).map_err(|_| HandshakeError::Signing)?;
+        Ok(Self(Arc::new(NoiseKeyInner {
+            pair: Arc::new(pair),
+            identity_key: identity.public().encode_protobuf(),
+            identity_sig,
+        })))
+    }
+
+    /// The X25519 static public key the remote will see.
+    pub fn public(&self) -> &[u8; KEY_LEN] {
+        self.0.pair.public()
+    }
+}
+
+impl fmt::Debug for NoiseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NoiseKey").field("public", &self.public()).finish_non_exhaustive()
+    }
+}
+
+/// The parsed [`PROTOCOL_NAME`], once per process.
+fn params() -> Result<snow::params::NoiseParams, HandshakeError> {
+    static PARAMS: OnceLock<Option<snow::params::NoiseParams>> = OnceLock::new();
+    PARAMS
+        .get_or_init(|| PROTOCOL_NAME.parse().ok())
+        .clone()
+        .ok_or(HandshakeError::Internal { reason: "noise protocol name does not parse" })
+}
+
 /// One side of a `Noise_XX_25519_ChaChaPoly_SHA256` handshake with the
 /// libp2p payload, without I/O.
 ///
@@ -175,46 +239,61 @@ impl Handshake {
     /// The dialer's side. The remote must prove it is `expected` (if given);
     /// `muxers`, in order of preference, are offered in message 3 (none:
     /// no extension is sent). Message 1 is queued at once.
+    ///
+    /// This makes a fresh static key (a key generation and a signature); a
+    /// node that handshakes often should make one [`NoiseKey`] and use
+    /// [`initiator_with_key`](Self::initiator_with_key).
     pub fn initiator(
         identity: &Keypair,
         expected: Option<PeerId>,
         muxers: &[String],
     ) -> Result<Self, HandshakeError> {
-        let mut hs = Self::new(Role::Initiator, identity, expected, muxers)?;
+        Self::initiator_with_key(&NoiseKey::new(identity)?, expected, muxers)
+    }
+
+    /// [`initiator`](Self::initiator) with the node's static key `key`.
+    pub fn initiator_with_key(
+        key: &NoiseKey,
+        expected: Option<PeerId>,
+        muxers: &[String],
+    ) -> Result<Self, HandshakeError> {
+        let mut hs = Self::new(Role::Initiator, key, expected, muxers)?;
         hs.write_message()?;
         hs.state = State::AwaitMsg2;
         Ok(hs)
     }
 
     /// The listener's side; `muxers` are listed in message 2 (none: no
-    /// extension is sent).
+    /// extension is sent). Makes a fresh static key, as
+    /// [`initiator`](Self::initiator) does.
     pub fn responder(identity: &Keypair, muxers: &[String]) -> Result<Self, HandshakeError> {
-        Self::new(Role::Responder, identity, None, muxers)
+        Self::responder_with_key(&NoiseKey::new(identity)?, muxers)
+    }
+
+    /// [`responder`](Self::responder) with the node's static key `key`.
+    pub fn responder_with_key(key: &NoiseKey, muxers: &[String]) -> Result<Self, HandshakeError> {
+        Self::new(Role::Responder, key, None, muxers)
     }
 
     fn new(
         role: Role,
-        identity: &Keypair,
+        key: &NoiseKey,
         expected: Option<PeerId>,
         muxers: &[String],
     ) -> Result<Self, HandshakeError> {
-        let params = PROTOCOL_NAME.parse().map_err(from_snow)?;
-        let builder = snow::Builder::new(params);
-        // A fresh X25519 static key per handshake, as go-libp2p and
-        // rust-libp2p do: only the signature ties it to the identity.
-        let static_key = builder.generate_keypair().map_err(from_snow)?;
-        let builder = builder.local_private_key(&static_key.private).map_err(from_snow)?;
+        let key = &*key.0;
+        let resolver = Resolver::new(Some(key.pair.clone()));
+        let builder = snow::Builder::with_resolver(params()?, Box::new(resolver));
+        let builder = builder.local_private_key(key.pair.private()).map_err(from_snow)?;
         let noise = match role {
             Role::Initiator => builder.build_initiator(),
             Role::Responder => builder.build_responder(),
         }
         .map_err(from_snow)?;
 
-        let identity_sig =
-            identity.sign(&static_key_message(&static_key.public)).map_err(|_| HandshakeError::Signing)?;
         let payload = HandshakePayload {
-            identity_key: identity.public().encode_protobuf(),
-            identity_sig,
+            identity_key: key.identity_key.clone(),
+            identity_sig: key.identity_sig.clone(),
             extensions: (!muxers.is_empty())
                 .then(|| NoiseExtensions { webtransport_certhashes: vec![], stream_muxers: muxers.to_vec() }),
         };
@@ -278,7 +357,8 @@ impl Handshake {
     }
 
     fn handle_message(&mut self, message: &[u8]) -> Result<(), HandshakeError> {
-        let mut payload = vec![0u8; MAX_FRAME_LEN];
+        // The payload is never longer than the message that carries it.
+        let mut payload = vec![0u8; message.len()];
         let n = self.noise.read_message(message, &mut payload).map_err(from_snow)?;
         match self.state {
             State::AwaitMsg1 => {
@@ -337,7 +417,9 @@ impl Handshake {
             State::AwaitMsg1 if self.role == Role::Initiator => &[],
             _ => &self.local_payload,
         };
-        let mut frame = vec![0u8; FRAME_HEADER_LEN + MAX_FRAME_LEN];
+        // At most `e`, an encrypted `s` and the encrypted payload.
+        let max = (2 * KEY_LEN + 2 * TAG_LEN + payload.len()).min(MAX_FRAME_LEN);
+        let mut frame = vec![0u8; FRAME_HEADER_LEN + max];
         let len = self.noise.write_message(payload, &mut frame[FRAME_HEADER_LEN..]).map_err(from_snow)?;
         // snow never writes more than MAX_FRAME_LEN = u16::MAX bytes.
         frame[..FRAME_HEADER_LEN].copy_from_slice(&(len as u16).to_be_bytes());

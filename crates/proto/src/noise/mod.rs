@@ -13,9 +13,9 @@
 //!   -> s, se
 //! ```
 //!
-//! The prologue is empty. Each side uses a fresh X25519 static key per
-//! handshake and proves it belongs to its libp2p identity by a signature in
-//! the payload ([`HandshakePayload`]):
+//! The prologue is empty. Each side has an X25519 static key (one per node,
+//! [`NoiseKey`], or a fresh one per handshake) and proves it belongs to its
+//! libp2p identity by a signature in the payload ([`HandshakePayload`]):
 //!
 //! > The `identity_sig` field is produced using the libp2p identity private
 //! > key [...]. The data to be signed is the UTF-8 string
@@ -102,9 +102,10 @@ mod handshake;
 mod payload;
 #[cfg(test)]
 mod tests;
+mod x25519;
 
 pub use cipher::{decode_frame_header, encode_frame_header, CipherError, RecvCipher, SendCipher};
-pub use handshake::{negotiate_muxer, Established, Handshake, HandshakeError, Role};
+pub use handshake::{negotiate_muxer, Established, Handshake, HandshakeError, NoiseKey, Role};
 pub use payload::{
     static_key_message, HandshakePayload, IdentityCheckError, NoiseExtensions, PayloadError, MAX_CERTHASHES,
     MAX_STREAM_MUXERS, STATIC_KEY_SIGNATURE_PREFIX,

@@ -423,3 +423,31 @@ fn cipher_throughput() {
     let snow_seal = rate(started);
     println!("seal in place: {seal:.0} MiB/s; snow write_message: {snow_seal:.0} MiB/s");
 }
+
+/// One [`NoiseKey`] (one static key, signed once) serves many handshakes,
+/// as initiator and as responder; each still has fresh ephemeral keys.
+#[test]
+fn one_noise_key_for_many_handshakes() {
+    let (a, b) = (ed25519_from_seed([1; 32]), ed25519_from_seed([2; 32]));
+    let key = NoiseKey::new(&a).unwrap();
+    let mut first_messages = Vec::new();
+    for _ in 0..3 {
+        let b_key = NoiseKey::new(&b).unwrap();
+        let initiator = Handshake::initiator_with_key(&key, Some(b.public().to_peer_id()), &[]).unwrap();
+        let responder = Handshake::responder_with_key(&b_key, &[]).unwrap();
+        let (mut x, mut y) = run(initiator, responder).unwrap();
+        assert_eq!(y.remote_peer_id, a.public().to_peer_id());
+        check_channel(&mut x, &mut y);
+        let responder = Handshake::responder_with_key(&key, &muxers(&["/yamux/1.0.0"])).unwrap();
+        let initiator =
+            Handshake::initiator(&b, Some(a.public().to_peer_id()), &muxers(&["/yamux/1.0.0"])).unwrap();
+        let (mut x, mut y) = run(initiator, responder).unwrap();
+        assert_eq!((x.remote_peer_id, y.muxer.as_deref()), (a.public().to_peer_id(), Some("/yamux/1.0.0")));
+        check_channel(&mut x, &mut y);
+        let mut hs = Handshake::initiator_with_key(&key, None, &[]).unwrap();
+        first_messages.push(hs.poll_transmit().unwrap());
+    }
+    // Fresh ephemeral keys every time.
+    first_messages.dedup();
+    assert_eq!(first_messages.len(), 3);
+}
