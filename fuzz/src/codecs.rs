@@ -1,4 +1,5 @@
-//! The message codecs: identify, identity, plaintext, DNS, multiaddr.
+//! The message codecs: identify, identity, plaintext, DNS, multiaddr, and
+//! pre-shared key files.
 
 use libp2p_identity::{PeerId, PublicKey};
 use multiaddr::Multiaddr;
@@ -6,6 +7,7 @@ use peerswarm_proto::dns::{self, Query};
 use peerswarm_proto::identify::{Identify, MAX_ENTRIES, MAX_MESSAGE_SIZE};
 use peerswarm_proto::identity::{encode_keypair, parse_peer_id, peer_id_to_cid, read_keypair, KeyType};
 use peerswarm_proto::plaintext::{decode_length_prefix, Exchange, MAX_EXCHANGE_LEN};
+use peerswarm_proto::pnet::{PreSharedKey, PskEncoding};
 
 /// `Identify::decode` and `decode_stream` on arbitrary bytes: the entry caps
 /// hold and whatever decodes survives encode/decode unchanged.
@@ -69,6 +71,18 @@ pub fn plaintext_exchange(data: &[u8]) {
         let body = exchange.encode();
         if body.len() <= MAX_EXCHANGE_LEN {
             assert_eq!(Exchange::decode(&body).as_ref(), Ok(&exchange));
+        }
+    }
+}
+
+/// Private-network key files: `PreSharedKey::from_key_file` on arbitrary
+/// bytes; a key that parses is written back in every encoding and reads as
+/// itself.
+pub fn pnet_key(data: &[u8]) {
+    if let Ok(key) = PreSharedKey::from_key_file(data) {
+        assert_eq!(key.to_key_file().parse::<PreSharedKey>().as_ref(), Ok(&key));
+        for encoding in [PskEncoding::Base16, PskEncoding::Base64, PskEncoding::Bin] {
+            assert_eq!(PreSharedKey::from_key_file(&key.to_key_file_with(encoding)).as_ref(), Ok(&key));
         }
     }
 }

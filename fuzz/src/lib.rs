@@ -13,7 +13,7 @@ mod multistream;
 mod noise;
 mod yamux;
 
-pub use codecs::{dns_message, identify, identity, multiaddr, plaintext_exchange};
+pub use codecs::{dns_message, identify, identity, multiaddr, plaintext_exchange, pnet_key};
 pub use multistream::{multistream_message, multistream_negotiation, NegotiationInput};
 pub use noise::{noise_handshake, noise_payload, HandshakeInput};
 pub use yamux::{yamux_session, YamuxInput};

@@ -58,6 +58,19 @@ proptest! {
     }
 
     #[test]
+    fn pnet_key(data in bytes(200)) {
+        peerswarm_fuzz::pnet_key(&data);
+    }
+
+    #[test]
+    fn pnet_key_after_a_valid_header(encoding in 0..3usize, data in bytes(100)) {
+        let header = ["/base16/", "/base64/", "/bin/"][encoding];
+        let mut file = format!("/key/swarm/psk/1.0.0/\n{header}\n").into_bytes();
+        file.extend_from_slice(&data);
+        peerswarm_fuzz::pnet_key(&file);
+    }
+
+    #[test]
     fn dns_message(data in bytes(600)) {
         peerswarm_fuzz::dns_message(&data);
     }
