@@ -168,6 +168,7 @@ impl Endpoint {
             handshake_timeout: config.handshake_timeout,
             gater: config.gater.clone(),
             psk: config.psk.clone(),
+            noise_key: Default::default(),
         };
         let local_peer_id = config.keypair.public().to_peer_id();
         Self { inner: Arc::new(EndpointInner { upgrader, local_peer_id, config }) }

@@ -137,6 +137,8 @@ pub(crate) struct Upgrader {
     /// The private network's key: when set, every connection is wrapped in
     /// a [`PnetStream`] before security negotiation.
     pub(crate) psk: Option<PreSharedKey>,
+    /// The Noise static key, made once for all of the endpoint's handshakes.
+    pub(crate) noise_key: noise::NoiseKeyCache,
 }
 
 impl std::fmt::Debug for Upgrader {
@@ -243,9 +245,15 @@ impl Upgrader {
             .map_err(UpgradeError::SecurityNegotiation)?;
         match self.security {
             Security::Noise => {
-                let (io, info) = noise::upgrade_outbound(io, &self.keypair, expected, &Self::muxers())
-                    .await
-                    .map_err(UpgradeError::Noise)?;
+                let (io, info) = noise::upgrade_outbound_cached(
+                    io,
+                    &self.noise_key,
+                    &self.keypair,
+                    expected,
+                    &Self::muxers(),
+                )
+                .await
+                .map_err(UpgradeError::Noise)?;
                 self.check_secured(Direction::Outbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Client).await
             }
@@ -274,9 +282,10 @@ impl Upgrader {
             .map_err(UpgradeError::SecurityNegotiation)?;
         match self.security {
             Security::Noise => {
-                let (io, info) = noise::upgrade_inbound(io, &self.keypair, &Self::muxers())
-                    .await
-                    .map_err(UpgradeError::Noise)?;
+                let (io, info) =
+                    noise::upgrade_inbound_cached(io, &self.noise_key, &self.keypair, &Self::muxers())
+                        .await
+                        .map_err(UpgradeError::Noise)?;
                 self.check_secured(Direction::Inbound, &info, &addrs, secured)?;
                 self.mux(io, info, yamux::Role::Server).await
             }

@@ -41,9 +41,10 @@ pub use stream::NoiseStream;
 
 use super::SecureInfo;
 use peerswarm_proto::identity::{Keypair, PeerId};
-use peerswarm_proto::noise::{Handshake, FRAME_HEADER_LEN};
+use peerswarm_proto::noise::{Handshake, NoiseKey, FRAME_HEADER_LEN};
 use std::future::poll_fn;
 use std::io;
+use std::sync::{Arc, Mutex};
 use stream::ReadBuffer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -72,7 +73,7 @@ pub enum NoiseError {
 /// offers `muxers` in order of preference (empty: no extension is sent).
 ///
 /// Errors are typed: [`HandshakeError::PeerIdMismatch`] names both IDs.
-#[cfg_attr(not(test), allow(dead_code))] // used by `upgrade` once it is wired in
+#[cfg_attr(not(test), allow(dead_code))] // the upgrader uses the `_cached` form
 pub(crate) async fn upgrade_outbound<S>(
     io: S,
     local: &Keypair,
@@ -85,9 +86,61 @@ where
     drive(io, Handshake::initiator(local, expected, muxers)?).await
 }
 
+/// The node's Noise static key ([`NoiseKey`]): made on first use, then
+/// shared by every handshake of the endpoint (clones share it). One static
+/// key per node saves a key generation and a signature per handshake; each
+/// handshake still has fresh ephemeral keys.
+#[derive(Clone, Default)]
+pub(crate) struct NoiseKeyCache(Arc<Mutex<Option<NoiseKey>>>);
+
+impl NoiseKeyCache {
+    fn get(&self, identity: &Keypair) -> Result<NoiseKey, HandshakeError> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = &*slot {
+            return Ok(key.clone());
+        }
+        let key = NoiseKey::new(identity)?;
+        *slot = Some(key.clone());
+        Ok(key)
+    }
+}
+
+impl std::fmt::Debug for NoiseKeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoiseKeyCache").finish_non_exhaustive()
+    }
+}
+
+/// [`upgrade_outbound`] with the node's static key from `cache`.
+pub(crate) async fn upgrade_outbound_cached<S>(
+    io: S,
+    cache: &NoiseKeyCache,
+    local: &Keypair,
+    expected: Option<PeerId>,
+    muxers: &[String],
+) -> Result<(NoiseStream<S>, SecureInfo), NoiseError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    drive(io, Handshake::initiator_with_key(&cache.get(local)?, expected, muxers)?).await
+}
+
+/// [`upgrade_inbound`] with the node's static key from `cache`.
+pub(crate) async fn upgrade_inbound_cached<S>(
+    io: S,
+    cache: &NoiseKeyCache,
+    local: &Keypair,
+    muxers: &[String],
+) -> Result<(NoiseStream<S>, SecureInfo), NoiseError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    drive(io, Handshake::responder_with_key(&cache.get(local)?, muxers)?).await
+}
+
 /// Secures a connection the remote dialed: runs the responder's side of the
 /// handshake and lists `muxers` (empty: no extension is sent).
-#[cfg_attr(not(test), allow(dead_code))] // used by `upgrade` once it is wired in
+#[cfg_attr(not(test), allow(dead_code))] // the upgrader uses the `_cached` form
 pub(crate) async fn upgrade_inbound<S>(
     io: S,
     local: &Keypair,

@@ -76,10 +76,23 @@ impl ReadBuffer {
         }
     }
 
-    fn ensure_allocated(&mut self) {
-        if self.buf.is_empty() {
-            self.buf = vec![0; READ_BUFFER_LEN];
+    /// Makes room for `needed` bytes from `start` (and at least
+    /// [`MIN_READ`] free at the tail), moving the unconsumed bytes to the
+    /// front. A small buffer (from a light probe) grows to the full
+    /// [`READ_BUFFER_LEN`].
+    fn make_room(&mut self, needed: usize) {
+        if self.buf.len() - self.start >= needed && self.buf.len() - self.end >= MIN_READ {
+            return;
         }
+        if self.buf.len() < READ_BUFFER_LEN {
+            let mut buf = vec![0; READ_BUFFER_LEN];
+            buf[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
+            self.buf = buf;
+        } else {
+            self.buf.copy_within(self.start..self.end, 0);
+        }
+        self.end -= self.start;
+        self.start = 0;
     }
 
     /// Reads once from `io`, after making room for a frame of `needed`
@@ -101,10 +114,8 @@ impl ReadBuffer {
             if self.buf.is_empty() {
                 return self.poll_probe(io, cx);
             }
-        } else if self.buf.len() - self.start < needed || self.buf.len() - self.end < MIN_READ {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        } else {
+            self.make_room(needed);
         }
         let mut read_buf = ReadBuf::new(&mut self.buf[self.end..]);
         ready!(Pin::new(io).poll_read(cx, &mut read_buf))?;
@@ -126,11 +137,20 @@ impl ReadBuffer {
         ready!(Pin::new(io).poll_read(cx, &mut read_buf))?;
         let n = read_buf.filled().len();
         if n > 0 {
-            self.ensure_allocated();
-            self.buf[..n].copy_from_slice(&probe[..n]);
-            self.end = n;
-            // A full probe means more is waiting: treat it as a burst.
+            // A full probe means more is waiting: treat it as a burst, with
+            // the full buffer. Otherwise keep just the bytes (the usual
+            // handshake message or small frame): zeroing a full buffer for
+            // them would cost more than the read, and it is released as
+            // soon as they are consumed. A frame that turns out longer grows
+            // the buffer in `make_room`.
             self.light = n < PROBE_LEN;
+            if self.light {
+                self.buf = probe[..n].to_vec();
+            } else {
+                self.buf = vec![0; READ_BUFFER_LEN];
+                self.buf[..n].copy_from_slice(&probe[..n]);
+            }
+            self.end = n;
         }
         Poll::Ready(Ok(n))
     }

@@ -423,3 +423,51 @@ async fn idle_connections_hold_no_buffers() {
     assert!(tokio::time::timeout(std::time::Duration::from_millis(20), y.read(&mut one)).await.is_err());
     assert_eq!((x.buffer_capacity(), y.buffer_capacity()), (0, 0), "after small exchanges");
 }
+
+/// Frames that arrive in pieces smaller than the read probe (a 1000-byte
+/// pipe) are put back together: the small buffer a light read keeps grows
+/// to the full one when a frame turns out longer.
+#[tokio::test]
+async fn frames_arriving_in_small_pieces() {
+    let (a, b) = keys();
+    let (x, y) = duplex(1000);
+    let (ra, rb) = tokio::join!(upgrade_outbound(x, &a, None, &[]), upgrade_inbound(y, &b, &[]));
+    let ((mut sa, _), (mut sb, _)) = (ra.unwrap(), rb.unwrap());
+    for len in [1, 900, 3000, 5000, MAX_PLAINTEXT_LEN + 10, 200_000] {
+        let data = pattern(len, len as u8);
+        let mut got = vec![0u8; len];
+        tokio::join!(
+            async {
+                sa.write_all(&data).await.unwrap();
+                sa.flush().await.unwrap();
+            },
+            async { sb.read_exact(&mut got).await.unwrap() },
+        );
+        assert_eq!(got, data, "{len} bytes");
+    }
+}
+
+/// The endpoint's cached static key serves many handshakes, both ways.
+#[tokio::test]
+async fn one_cached_static_key_for_many_handshakes() {
+    let (a, b) = keys();
+    let (cache_a, cache_b) = (NoiseKeyCache::default(), NoiseKeyCache::default());
+    for _ in 0..3 {
+        let (x, y) = duplex(4096);
+        let (ra, rb) = tokio::join!(
+            upgrade_outbound_cached(x, &cache_a, &a, Some(b.public().to_peer_id()), &[]),
+            upgrade_inbound_cached(y, &cache_b, &b, &[])
+        );
+        let ((mut sa, ia), (mut sb, ib)) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(
+            (ia.remote_peer_id, ib.remote_peer_id),
+            (b.public().to_peer_id(), a.public().to_peer_id())
+        );
+        sa.write_all(b"hi").await.unwrap();
+        sa.flush().await.unwrap();
+        let mut got = [0u8; 2];
+        sb.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
+    }
+    assert_eq!(cache_a.get(&a).unwrap().public(), cache_a.get(&a).unwrap().public());
+}
