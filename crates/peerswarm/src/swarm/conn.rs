@@ -74,7 +74,12 @@ impl StreamRegistration {
 impl Drop for StreamRegistration {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.upgrade() {
-            conn.streams.lock().unwrap_or_else(|e| e.into_inner()).open.remove(&self.info.id);
+            let mut set = conn.streams.lock().unwrap_or_else(|e| e.into_inner());
+            set.open.remove(&self.info.id);
+            if set.open.is_empty() {
+                // An idle connection keeps no table (a few hundred bytes).
+                set.open = HashMap::new();
+            }
         }
         if let Some(shared) = self.swarm.upgrade() {
             shared.notifiees.emit(|n| n.closed_stream(&self.info));

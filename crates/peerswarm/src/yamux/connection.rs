@@ -527,20 +527,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                     self.inner.accept_notify.notify_waiters();
                 }
                 Event::StreamReadable(id) => {
-                    if let Some(w) = sh.read_wakers.remove(&id) {
+                    if let Some(w) = take_waker(&mut sh.read_wakers, id) {
                         w.wake();
                     }
                 }
                 Event::StreamWritable(id) => {
-                    if let Some(w) = sh.write_wakers.remove(&id) {
+                    if let Some(w) = take_waker(&mut sh.write_wakers, id) {
                         w.wake();
                     }
                 }
                 Event::StreamReset(id) => {
-                    if let Some(w) = sh.read_wakers.remove(&id) {
+                    if let Some(w) = take_waker(&mut sh.read_wakers, id) {
                         w.wake();
                     }
-                    if let Some(w) = sh.write_wakers.remove(&id) {
+                    if let Some(w) = take_waker(&mut sh.write_wakers, id) {
                         w.wake();
                     }
                 }
@@ -576,4 +576,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         self.read_buf = BytesMut::new();
         self.write_buf = Vec::new();
     }
+}
+
+/// Removes `id`'s waker; an emptied map gives its memory back, since an idle
+/// connection would otherwise keep a table per direction.
+pub(super) fn take_waker(wakers: &mut HashMap<u32, Waker>, id: u32) -> Option<Waker> {
+    let waker = wakers.remove(&id);
+    if wakers.is_empty() && wakers.capacity() > 0 {
+        *wakers = HashMap::new();
+    }
+    waker
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use peerswarm_proto::yamux::StreamError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::connection::Inner;
+use super::connection::{take_waker, Inner};
 
 /// One yamux stream: `AsyncRead + AsyncWrite`.
 ///
@@ -98,8 +98,8 @@ impl Stream {
         self.locally_reset = true;
         let mut sh = self.inner.lock();
         let _ = sh.session.reset(self.id);
-        sh.read_wakers.remove(&self.id);
-        sh.write_wakers.remove(&self.id);
+        take_waker(&mut sh.read_wakers, self.id);
+        take_waker(&mut sh.write_wakers, self.id);
         sh.wake_driver();
     }
 
@@ -173,8 +173,8 @@ impl Drop for Stream {
         }
         let mut sh = self.inner.lock();
         sh.session.release(self.id);
-        sh.read_wakers.remove(&self.id);
-        sh.write_wakers.remove(&self.id);
+        take_waker(&mut sh.read_wakers, self.id);
+        take_waker(&mut sh.write_wakers, self.id);
         sh.wake_driver();
     }
 }

@@ -916,7 +916,7 @@ impl Session {
             for header in self.ctrl.drain(..) {
                 out.extend_from_slice(&header.encode());
             }
-            if self.ctrl.capacity() > 64 {
+            if self.ctrl.capacity() > 0 {
                 self.ctrl = VecDeque::new();
             }
             if self.tx.len() > ZERO_COPY_MIN {
@@ -951,7 +951,7 @@ impl Session {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         let event = self.events.pop_front();
-        if event.is_none() && self.events.capacity() > 64 {
+        if event.is_none() && self.events.capacity() > 0 {
             self.events = VecDeque::new();
         }
         event
@@ -1318,7 +1318,7 @@ impl Session {
         if s.window_counted {
             self.window_sum -= u64::from(s.window_max);
         }
-        if self.streams.is_empty() && self.streams.capacity() > 16 {
+        if self.streams.is_empty() && self.streams.capacity() > 0 {
             self.streams = HashMap::new();
         }
     }
