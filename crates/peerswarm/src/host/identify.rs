@@ -126,7 +126,22 @@ fn record(host: &Host, peer: PeerId, msg: &Identify, push: bool) -> Result<(), H
 }
 
 pub(super) async fn request(host: &Host, peer: &PeerId) -> Result<IdentifyInfo, HostError> {
-    let mut stream = host.new_stream(peer, &[PROTOCOL]).await?;
+    let stream = host.new_stream(peer, &[PROTOCOL]).await?;
+    request_on(host, peer, stream).await
+}
+
+/// Identifies `conn`'s peer over that connection only: never dials (the
+/// connection may be closed already, and then there is nothing to do).
+async fn request_conn(host: &Host, conn: &Conn) -> Result<IdentifyInfo, HostError> {
+    let stream = conn.new_stream().await?;
+    let negotiate = stream.negotiate_outbound(&[PROTOCOL]);
+    let stream = tokio::time::timeout(host.config().negotiation_timeout, negotiate)
+        .await
+        .map_err(|_| HostError::Timeout)??;
+    request_on(host, &conn.remote_peer(), stream).await
+}
+
+async fn request_on(host: &Host, peer: &PeerId, mut stream: Stream) -> Result<IdentifyInfo, HostError> {
     stream.close_write().await?;
     let msg = read_message(&mut stream).await?;
     record(host, *peer, &msg, false)?;
@@ -156,10 +171,10 @@ pub(super) fn on_connected(host: &Host, conn: &Conn) {
     if !host.config().identify_on_connect {
         return;
     }
-    let (host, peer) = (host.clone(), conn.remote_peer());
+    let (host, conn) = (host.clone(), conn.clone());
     tokio::spawn(async move {
-        if let Err(error) = request(&host, &peer).await {
-            tracing::debug!(%peer, %error, "identify failed");
+        if let Err(error) = request_conn(&host, &conn).await {
+            tracing::debug!(peer = %conn.remote_peer(), %error, "identify failed");
         }
     });
 }

@@ -288,7 +288,8 @@ async fn dial_addr(
 
 async fn run_worker(shared: std::sync::Weak<Shared>, peer: PeerId, mut requests: mpsc::Receiver<Request>) {
     let Some(config) = shared.upgrade().map(|s| s.dialer.worker_config.clone()) else { return };
-    let mut worker: DialWorker<Conn, SharedTransportError> = DialWorker::new(peer, config, Instant::now());
+    let mut worker: DialWorker<Conn, SharedTransportError> =
+        DialWorker::new(peer, config.clone(), Instant::now());
     let mut replies: HashMap<RequestId, oneshot::Sender<Result<Conn, DialError>>> = HashMap::new();
     let mut dials = JoinSet::new();
     let existing = |shared: &std::sync::Weak<Shared>| {
@@ -326,6 +327,14 @@ async fn run_worker(shared: std::sync::Weak<Shared>, peer: PeerId, mut requests:
                 if let Some(conn) = swarm.best_conn(&peer) {
                     let _ = request.reply.send(Ok(conn));
                     continue;
+                }
+                // An idle worker can still be alive because this request
+                // joined just before the last caller left. It must not answer
+                // with a connection it made earlier (now closed, or the swarm
+                // would have one): start afresh, as a new worker would.
+                if worker.is_idle() {
+                    dials.abort_all();
+                    worker = DialWorker::new(peer, config.clone(), Instant::now());
                 }
                 match plan(&swarm, peer).await {
                     Ok(plan) => {
