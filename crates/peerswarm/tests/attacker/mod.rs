@@ -84,6 +84,11 @@ pub fn init() {
     });
 }
 
+/// Forgets the logs captured so far (they are kept in memory).
+pub fn clear_logs() {
+    LOGS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 pub fn assert_no_library_panic() {
     assert_eq!(LIBRARY_PANICS.load(Ordering::SeqCst), 0, "peerswarm panicked (see stderr)");
 }
@@ -175,7 +180,12 @@ pub fn varint(mut v: u64) -> Vec<u8> {
 /// Connects, proposes `/noise` with message 1 pipelined behind it, and
 /// checks the node's answer. Returns the socket and what was read past it.
 pub async fn open_noise(node: &impl Target, msg1: &[u8]) -> (TcpStream, Vec<u8>) {
-    let mut tcp = within("connect", TcpStream::connect(node.socket())).await.expect("connect");
+    let tcp = within("connect", TcpStream::connect(node.socket())).await.expect("connect");
+    open_noise_on(tcp, msg1).await
+}
+
+/// [`open_noise`] on a socket already connected to the node.
+pub async fn open_noise_on(mut tcp: TcpStream, msg1: &[u8]) -> (TcpStream, Vec<u8>) {
     let mut out = ms(&[Message::Header, Message::Protocol(NOISE.into())]);
     out.extend_from_slice(msg1);
     tcp.write_all(&out).await.unwrap();
@@ -201,10 +211,16 @@ pub async fn read_noise_frame(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8>
 /// Runs the handshake up to (not including) sending message 3. The node's
 /// message 2 has been checked; message 3 is queued in the returned state.
 pub async fn handshake_until_msg3(node: &impl Target) -> (TcpStream, Handshake, Vec<u8>) {
+    let tcp = within("connect", TcpStream::connect(node.socket())).await.expect("connect");
+    handshake_until_msg3_on(node, tcp).await
+}
+
+/// [`handshake_until_msg3`] on a socket already connected to the node.
+pub async fn handshake_until_msg3_on(node: &impl Target, tcp: TcpStream) -> (TcpStream, Handshake, Vec<u8>) {
     let identity = Keypair::generate_ed25519();
     let mut hs = Handshake::initiator(&identity, Some(node.peer_id()), &[YAMUX.to_owned()]).unwrap();
     let msg1 = hs.poll_transmit().unwrap();
-    let (mut tcp, mut buf) = open_noise(node, &msg1).await;
+    let (mut tcp, mut buf) = open_noise_on(tcp, &msg1).await;
     let msg2 = read_noise_frame(&mut tcp, &mut buf).await;
     assert_eq!(hs.handle_input(&msg2), Ok(msg2.len()));
     (tcp, hs, buf)
@@ -240,7 +256,26 @@ impl Attacker {
     /// The handshake only: message 3 sent, nothing read after it (frames the
     /// node sends first, such as its own streams' SYNs, are still unread).
     pub async fn handshake(node: &impl Target) -> Attacker {
-        let (mut tcp, mut hs, cipher_in) = handshake_until_msg3(node).await;
+        let tcp = within("connect", TcpStream::connect(node.socket())).await.expect("connect");
+        Attacker::handshake_on(node, tcp).await
+    }
+
+    /// [`connect`](Self::connect) from a socket whose kernel send and
+    /// receive buffers are fixed at `bytes` (no auto-tuning), so that a
+    /// flood the attacker does not read back-pressures the node quickly.
+    pub async fn connect_with_buffers(node: &impl Target, bytes: u32) -> Attacker {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.set_send_buffer_size(bytes).unwrap();
+        let tcp = within("connect", socket.connect(node.socket())).await.expect("connect");
+        let mut attacker = Attacker::handshake_on(node, tcp).await;
+        attacker.ping(0x5eed).await;
+        attacker
+    }
+
+    /// [`handshake`](Self::handshake) on a socket already connected to the node.
+    pub async fn handshake_on(node: &impl Target, tcp: TcpStream) -> Attacker {
+        let (mut tcp, mut hs, cipher_in) = handshake_until_msg3_on(node, tcp).await;
         let msg3 = hs.poll_transmit().unwrap();
         tcp.write_all(&msg3).await.unwrap();
         assert!(hs.is_finished());
