@@ -277,7 +277,7 @@ impl Upgrader {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let wanted = self.security.protocol_id();
-        let (_, io) = multistream::listener_select(io, |p| p == wanted)
+        let (_, io) = multistream::listener_select_coalesced(io, |p| p == wanted)
             .await
             .map_err(UpgradeError::SecurityNegotiation)?;
         match self.security {

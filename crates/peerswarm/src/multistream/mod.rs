@@ -166,24 +166,69 @@ where
 /// including a dialer giving up after `na`, is
 /// [`io::ErrorKind::UnexpectedEof`]).
 pub async fn listener_select<S>(
+    io: S,
+    supported: impl Fn(&str) -> bool,
+) -> Result<(String, Negotiated<S>), NegotiationError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    listener_select_with(io, supported, false).await
+}
+
+/// [`listener_select`] for a protocol whose first move is a write once the
+/// dialer's first message is in (a security handshake's responder): saves
+/// the separate writes of the header and the echo.
+///
+/// Nothing is written before the dialer's first bytes arrive (as
+/// rust-libp2p's listener does: dialers send their header and proposal
+/// without waiting for ours). The header and the answer then go out
+/// together; and if the dialer pipelined payload behind its accepted
+/// proposal (it did not wait for the echo), they are held by the returned
+/// [`Negotiated`] and sent in the same write as the first payload written,
+/// or before any read that has to wait for the socket, or on flush or
+/// shutdown, whichever comes first.
+pub(crate) async fn listener_select_coalesced<S>(
+    io: S,
+    supported: impl Fn(&str) -> bool,
+) -> Result<(String, Negotiated<S>), NegotiationError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    listener_select_with(io, supported, true).await
+}
+
+async fn listener_select_with<S>(
     mut io: S,
     supported: impl Fn(&str) -> bool,
+    coalesce: bool,
 ) -> Result<(String, Negotiated<S>), NegotiationError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut listener = Listener::new();
     let mut buf = ReadBuffer::new();
+    let mut heard = false;
     loop {
-        if let Some(bytes) = listener.poll_transmit() {
-            io.write_all(&bytes).await?;
-            io.flush().await?;
-        }
         if let Status::Selected(protocol) = listener.status() {
             let protocol = protocol.to_owned();
+            let answer = listener.poll_transmit().unwrap_or_default();
+            if coalesce && !answer.is_empty() && !buf.data().is_empty() {
+                return Ok((protocol, Negotiated::answering(io, buf.into_leftover(), answer)));
+            }
+            if !answer.is_empty() {
+                io.write_all(&answer).await?;
+                io.flush().await?;
+            }
             return Ok((protocol, Negotiated::completed(io, buf.into_leftover())));
         }
+        if heard || !coalesce {
+            if let Some(bytes) = listener.poll_transmit() {
+                io.write_all(&bytes).await?;
+                io.flush().await?;
+            }
+        }
         buf.read_from(&mut io).await?;
+        heard = true;
         let used = match listener.handle_input(buf.data(), &supported) {
             Ok(used) => used,
             Err(error) => {

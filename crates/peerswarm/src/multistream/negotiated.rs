@@ -27,10 +27,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 ///   `downcast_ref`). Once failed, every later read and write fails the same
 ///   way.
 ///
+/// * After [`listener_select_coalesced`](super::listener_select_coalesced)
+///   with payload pipelined behind the proposal, the listener's header and
+///   echo are held back, like a lazy dialer's proposal, and go out with the
+///   first write (or before a read that has to wait for the socket, or on
+///   flush or shutdown).
+///
 /// # Drop behaviour
 ///
 /// Dropping a pending stream drops the unsent proposal: the remote sees a
-/// stream with nothing on it.
+/// stream with nothing on it. Likewise for a held-back answer.
 #[derive(Debug)]
 pub struct Negotiated<S> {
     io: S,
@@ -44,6 +50,9 @@ enum State {
     Done { replay: Vec<u8>, pos: usize },
     /// Lazy dialer, listener's answer not read yet.
     Pending(Box<Pending>),
+    /// Listener whose header and echo wait for the first write; `replay`
+    /// as in `Done`.
+    Answering(Box<Answering>),
     /// The lazy negotiation failed: `None` when the proposal was refused.
     Failed(Option<ProtocolError>),
 }
@@ -57,6 +66,14 @@ struct Pending {
     needs_flush: bool,
     /// Read from the listener, not yet consumed by `dialer`.
     received: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Answering {
+    /// Header and echo, until written.
+    unsent: Vec<u8>,
+    replay: Vec<u8>,
+    pos: usize,
 }
 
 /// The most payload bytes copied behind the unsent header and proposal in
@@ -84,6 +101,10 @@ impl<S> Negotiated<S> {
 
     pub(super) fn completed(io: S, replay: Vec<u8>) -> Self {
         Self { io, state: State::Done { replay, pos: 0 } }
+    }
+
+    pub(super) fn answering(io: S, replay: Vec<u8>, unsent: Vec<u8>) -> Self {
+        Self { io, state: State::Answering(Box::new(Answering { unsent, replay, pos: 0 })) }
     }
 
     pub(super) fn optimistic(io: S, mut dialer: Dialer) -> Self {
@@ -136,40 +157,59 @@ impl<S> Negotiated<S> {
 }
 
 impl<S: AsyncWrite + Unpin> Negotiated<S> {
-    /// Writes the unsent header and proposal (with up to `MAX_COALESCE`
-    /// bytes of `payload` behind them) and returns how many payload bytes
-    /// went out with them, or `None` if there was nothing unsent.
+    /// Writes the unsent header and proposal (or the held-back answer), with
+    /// up to `MAX_COALESCE` bytes of `payload` behind them, and returns how
+    /// many payload bytes went out with them, or `None` if there was nothing
+    /// unsent. A held-back answer, once written, leaves the stream `Done`.
     fn poll_write_unsent(&mut self, cx: &mut Context<'_>, payload: &[u8]) -> Poll<io::Result<Option<usize>>> {
-        let State::Pending(pending) = &mut self.state else {
-            return Poll::Ready(Ok(None));
+        let (unsent, mut needs_flush) = match &mut self.state {
+            State::Pending(pending) => (&mut pending.unsent, Some(&mut pending.needs_flush)),
+            State::Answering(answering) => (&mut answering.unsent, None),
+            State::Done { .. } | State::Failed(_) => return Poll::Ready(Ok(None)),
         };
-        loop {
-            let header_len = pending.unsent.len();
+        let result = loop {
+            let header_len = unsent.len();
             if header_len == 0 {
-                return Poll::Ready(Ok(None));
+                break None;
             }
             let take = payload.len().min(MAX_COALESCE);
-            pending.unsent.extend_from_slice(&payload[..take]);
-            let written = Pin::new(&mut self.io).poll_write(cx, &pending.unsent);
-            pending.unsent.truncate(header_len);
+            unsent.extend_from_slice(&payload[..take]);
+            let written = Pin::new(&mut self.io).poll_write(cx, unsent);
+            unsent.truncate(header_len);
             let n = ready!(written)?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            pending.needs_flush = true;
-            if n >= header_len {
-                pending.unsent = Vec::new();
-                if n > header_len {
-                    return Poll::Ready(Ok(Some(n - header_len)));
-                }
-                return Poll::Ready(Ok(None));
+            if let Some(needs_flush) = needs_flush.as_deref_mut() {
+                *needs_flush = true;
             }
-            pending.unsent.drain(..n);
+            if n >= header_len {
+                *unsent = Vec::new();
+                break (n > header_len).then(|| n - header_len);
+            }
+            unsent.drain(..n);
+        };
+        if let State::Answering(answering) = &mut self.state {
+            let Answering { replay, pos, .. } = &mut **answering;
+            let (replay, pos) = (std::mem::take(replay), *pos);
+            self.state = State::Done { replay, pos };
         }
+        Poll::Ready(Ok(result))
     }
 
-    /// Sends the unsent header and proposal, flushing them.
+    /// Sends a held-back answer, flushing it.
+    fn poll_send_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let State::Answering(_) = self.state {
+            ready!(self.poll_write_unsent(cx, &[]))?;
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends the unsent header and proposal (or held-back answer), flushing
+    /// them.
     fn poll_send_proposal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_answer(cx))?;
         ready!(self.poll_write_unsent(cx, &[]))?;
         if let State::Pending(pending) = &mut self.state {
             if pending.needs_flush {
@@ -239,6 +279,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
         if let State::Pending(_) = this.state {
             ready!(this.poll_confirm(cx))?;
         }
+        if let State::Answering(answering) = &mut this.state {
+            let Answering { replay, pos, .. } = &mut **answering;
+            if *pos < replay.len() {
+                let n = buf.remaining().min(replay.len() - *pos);
+                buf.put_slice(&replay[*pos..*pos + n]);
+                *pos += n;
+                return Poll::Ready(Ok(()));
+            }
+            // Nothing left to replay: the next bytes depend on the remote,
+            // which may be waiting for our answer.
+            ready!(this.poll_send_answer(cx))?;
+        }
         match &mut this.state {
             State::Failed(e) => Poll::Ready(Err(Self::failure(e))),
             State::Done { replay, pos } if *pos < replay.len() => {
@@ -251,7 +303,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
                 }
                 Poll::Ready(Ok(()))
             }
-            State::Done { .. } | State::Pending(_) => Pin::new(&mut this.io).poll_read(cx, buf),
+            State::Done { .. } | State::Pending(_) | State::Answering(_) => {
+                Pin::new(&mut this.io).poll_read(cx, buf)
+            }
         }
     }
 }

@@ -450,3 +450,120 @@ async fn negotiated_streams_keep_no_read_buffer() {
     assert_eq!(lazy.replay_capacity(), 0);
     assert_eq!(serve.await.unwrap().replay_capacity(), 0);
 }
+
+/// The coalesced listener writes nothing before the dialer's first bytes;
+/// with payload pipelined behind the proposal, its header and echo go out
+/// in the same write as its first payload.
+#[tokio::test]
+async fn coalesced_listener_answers_with_its_first_write() {
+    let (a, b) = duplex(1024);
+    let (b, writes) = Probe::new(b, false);
+    let listener = tokio::spawn(listener_select_coalesced(b, |p| p == "/noise"));
+    tokio::task::yield_now().await;
+    assert!(writes.lock().unwrap().is_empty(), "nothing said before the dialer speaks");
+    let (_, mut a) = dialer_select(a, ["/noise"], true).await.unwrap();
+    a.write_all(b"msg1").await.unwrap();
+    a.flush().await.unwrap();
+    let (protocol, mut b) = listener.await.unwrap().unwrap();
+    assert_eq!(protocol, "/noise");
+    assert!(writes.lock().unwrap().is_empty(), "answer held back");
+    let mut buf = [0u8; 4];
+    b.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"msg1");
+    b.write_all(b"msg2").await.unwrap();
+    b.flush().await.unwrap();
+    let mut expected = HEADER.to_vec();
+    expected.extend(proto("/noise"));
+    expected.extend_from_slice(b"msg2");
+    assert_eq!(*writes.lock().unwrap(), vec![expected], "header + echo + payload in one write");
+    a.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"msg2");
+    assert!(!a.is_pending());
+}
+
+/// A held-back answer goes out before a read that has to wait (the dialer
+/// may wait for it), and on flush and shutdown; an eager dialer (nothing
+/// pipelined) gets header and echo in one write at once.
+#[tokio::test]
+async fn coalesced_listener_never_sits_on_its_answer() {
+    // Read past the replayed payload: the answer goes out first.
+    let (a, b) = duplex(1024);
+    let (_, mut a) = dialer_select(a, ["/p"], true).await.unwrap();
+    a.write_all(b"x").await.unwrap();
+    let (_, mut b) = listener_select_coalesced(b, |p| p == "/p").await.unwrap();
+    let mut one = [0u8; 1];
+    b.read_exact(&mut one).await.unwrap();
+    let reader = tokio::spawn(async move {
+        b.read_exact(&mut one).await.unwrap();
+        one
+    });
+    // The dialer's first read needs the echo, which only a flushed answer
+    // provides; then it answers.
+    a.flush().await.unwrap();
+    let mut got = [0u8; 1];
+    let early = tokio::time::timeout(std::time::Duration::from_millis(50), a.read_exact(&mut got)).await;
+    assert!(early.is_err(), "no payload from the listener yet");
+    a.write_all(b"y").await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(&reader.await.unwrap(), b"y");
+
+    // Flush and shutdown send it too.
+    for shutdown in [false, true] {
+        let (a, b) = duplex(1024);
+        let (_, mut a) = dialer_select(a, ["/p"], true).await.unwrap();
+        a.write_all(b"x").await.unwrap();
+        let (_, mut b) = listener_select_coalesced(b, |p| p == "/p").await.unwrap();
+        if shutdown {
+            b.shutdown().await.unwrap();
+        } else {
+            b.flush().await.unwrap();
+        }
+        // The dialer confirms the echo on its first read.
+        let mut rest = Vec::new();
+        if shutdown {
+            a.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+        } else {
+            let r = tokio::time::timeout(std::time::Duration::from_millis(50), a.read(&mut [0u8; 1])).await;
+            assert!(r.is_err(), "confirmed, then waiting for payload");
+            assert!(!a.is_pending());
+        }
+    }
+
+    // Eager dialer: header and echo together, right away.
+    let (a, b) = duplex(1024);
+    let (b, writes) = Probe::new(b, false);
+    let (dialed, listened) =
+        tokio::join!(dialer_select(a, ["/p"], false), listener_select_coalesced(b, |p| p == "/p"));
+    let (mut a, mut b) = (dialed.unwrap().1, listened.unwrap().1);
+    let mut expected = HEADER.to_vec();
+    expected.extend(proto("/p"));
+    assert_eq!(*writes.lock().unwrap(), vec![expected]);
+    ping_pong_ref(&mut a, &mut b).await;
+}
+
+/// Refusals still go out at once, header first, before the next proposal.
+#[tokio::test]
+async fn coalesced_listener_refuses_then_selects() {
+    let (a, b) = duplex(1024);
+    let (dialed, listened) = tokio::join!(
+        dialer_select(a, ["/tls/1.0.0", "/noise"], true),
+        listener_select_coalesced(b, |p| p == "/noise")
+    );
+    let (p, a) = dialed.unwrap();
+    let (q, b) = listened.unwrap();
+    assert_eq!((p.as_str(), q.as_str()), ("/noise", "/noise"));
+    ping_pong(a, b).await;
+}
+
+async fn ping_pong_ref<A, B>(a: &mut Negotiated<A>, b: &mut Negotiated<B>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    a.write_all(b"ping").await.unwrap();
+    a.flush().await.unwrap();
+    let mut buf = [0u8; 4];
+    b.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+}
