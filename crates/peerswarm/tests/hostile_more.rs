@@ -165,13 +165,19 @@ fn tcp_port(addr: &Multiaddr) -> Option<u16> {
 
 struct Options {
     handshake_timeout: Duration,
+    max_pending_inbound: usize,
     keepalive: Option<(Duration, Duration)>,
     perf: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { handshake_timeout: Duration::from_secs(10), keepalive: None, perf: false }
+        Options {
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_inbound: 64,
+            keepalive: None,
+            perf: false,
+        }
     }
 }
 
@@ -230,8 +236,10 @@ impl Node {
         clear_logs();
         let mut yamux = yamux::Config::default();
         yamux.set_keepalive(options.keepalive).unwrap();
-        let config =
-            SwarmConfig::default().with_handshake_timeout(options.handshake_timeout).with_yamux_config(yamux);
+        let config = SwarmConfig::default()
+            .with_handshake_timeout(options.handshake_timeout)
+            .with_max_pending_inbound(options.max_pending_inbound)
+            .with_yamux_config(yamux);
         let swarm = Swarm::builder(Keypair::generate_ed25519()).config(config).build();
         let (conns, streams) = (Arc::default(), Arc::<Counts>::default());
         swarm.notify(Watch { conns: Arc::clone(&conns), streams: Arc::clone(&streams) });
@@ -442,6 +450,60 @@ async fn silent_connections_are_dropped_at_the_handshake_timeout() {
     memory.check(&format!("16 silent connections closed after {elapsed:.1?} (timeout {timeout:?})"));
     node.assert_still_serving(&good, pinging, "silent_connections_are_dropped_at_the_handshake_timeout")
         .await;
+}
+
+/// Attack: 16 silent TCP connections against a node that allows 8 pending
+/// handshakes (and a 20 s handshake timeout).
+/// Expected: the 8 beyond the cap are closed at once, without a handshake;
+/// the 8 pending ones stay open until they time out or leave, and then the
+/// slots serve new peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_handshakes_beyond_the_cap_are_closed_at_once() {
+    let _serial = SERIAL.lock().await;
+    let options =
+        Options { handshake_timeout: Duration::from_secs(20), max_pending_inbound: 8, ..Options::default() };
+    let (node, good, pinging, _) = setup(options).await;
+    let memory = Memory::start("pending_handshakes_beyond_the_cap_are_closed_at_once");
+
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let mut open = Vec::new();
+    for i in 0..16 {
+        let mut tcp = TcpStream::connect(node.socket).await.expect("connect");
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let tx = tx.clone();
+        open.push((
+            stop,
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                loop {
+                    tokio::select! {
+                        read = tcp.read(&mut buf) => match read {
+                            Ok(0) | Err(_) => {
+                                let _ = tx.send(i);
+                                return;
+                            }
+                            Ok(_) => {}
+                        },
+                        _ = &mut stopped => return,
+                    }
+                }
+            }),
+        ));
+    }
+    let mut refused = Vec::new();
+    while refused.len() < 8 {
+        refused.push(within_long("the excess connections are closed", closed.recv()).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(closed.try_recv().is_err(), "a pending handshake was closed before its timeout");
+    // The pending ones leave; their slots come back (the fresh peer in
+    // `assert_still_serving` needs one).
+    for (stop, task) in open {
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+    memory.check(&format!("16 silent connections, 8 pending slots: closed at once {refused:?}"));
+    node.assert_still_serving(&good, pinging, "pending_handshakes_beyond_the_cap_are_closed_at_once").await;
 }
 
 // ---------------------------------------------------------------------------
