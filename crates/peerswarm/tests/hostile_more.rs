@@ -839,13 +839,13 @@ async fn ping_flood_without_reading_is_back_pressured() {
 /// reads nothing), so the node closes the connection with
 /// `ConnectionError::KeepAliveTimeout`, as it does for a silent peer.
 ///
-/// Fails today: `Session::handle_input` refreshes `last_input` whenever it
-/// is handed input, even input it leaves unconsumed because 4 096 control
-/// frames are queued; the driver hands it the stalled read buffer on every
-/// wake-up, the keep-alive timer's included, so the deadline keeps moving
-/// and the connection is held forever.
+/// Regression: `Session::handle_input` used to count input it was handed
+/// but left unconsumed (4 096 control frames queued) as a sign of life, so
+/// the stalled read buffer, handed over on every wake-up, kept moving the
+/// deadline and the connection was held forever. The connection may now be
+/// closed while the flood is still being written (the node stops reading,
+/// so its keep-alive ping is unanswered either way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: stalled, unconsumed input refreshes yamux keep-alive (Session::handle_input sets last_input without consuming)"]
 async fn ping_flood_then_silence_is_closed_by_keepalive() {
     let _serial = SERIAL.lock().await;
     let keepalive = Some((Duration::from_secs(1), Duration::from_secs(2)));
@@ -854,7 +854,6 @@ async fn ping_flood_then_silence_is_closed_by_keepalive() {
     let mut attacker = Attacker::connect_with_buffers(&node, 64 * 1024).await;
     let port = attacker.port();
     let flooded = flood(&mut attacker).await;
-    assert!(flooded.complete < MAX_PINGS, "the node read {MAX_PINGS} pings without back-pressure");
     let started = Instant::now();
     let reason = node.close_reason(port).await;
     assert!(matches!(reason, ConnectionError::KeepAliveTimeout), "{reason:?}");

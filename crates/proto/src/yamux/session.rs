@@ -768,9 +768,17 @@ impl Session {
     /// off `input` without copying.
     pub fn handle_input(&mut self, input: &mut BytesMut, now: Instant) {
         self.now = now;
-        if !input.is_empty() {
+        let before = input.len();
+        self.consume_input(input);
+        // Only bytes taken count as life: input held back behind a full
+        // control queue (a peer flooding pings without reading) must not
+        // keep postponing the keep-alive deadline.
+        if input.len() < before {
             self.last_input = now;
         }
+    }
+
+    fn consume_input(&mut self, input: &mut BytesMut) {
         loop {
             if self.closed.is_some() {
                 input.clear();

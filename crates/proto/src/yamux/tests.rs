@@ -1039,3 +1039,26 @@ fn released_stream_waiting_for_fin_is_forgotten_after_linger() {
     assert_eq!(p.server.num_streams(), 0, "forgotten after 30 s of silence");
     assert!(p.client_events.contains(&Event::StreamReset(id)));
 }
+
+#[test]
+fn held_back_input_does_not_count_as_life_for_keepalive() {
+    let mut c = cfg();
+    c.set_keepalive(Some((Duration::from_secs(1), Duration::from_secs(2)))).unwrap();
+    let start = Instant::now();
+    let mut s = Session::new(Role::Server, c, start);
+    // More pings than the control queue takes, and we never transmit.
+    let mut input = BytesMut::new();
+    for i in 0..5000 {
+        input.extend_from_slice(&h(Header::ping(false, i)));
+    }
+    s.handle_input(&mut input, start);
+    assert!(!input.is_empty(), "input held back behind the full control queue");
+    let mut now = start;
+    while !s.is_closed() && now < start + Duration::from_secs(10) {
+        now += Duration::from_millis(100);
+        s.handle_input(&mut input, now);
+        s.handle_timeout(now);
+    }
+    assert_eq!(s.close_reason(), Some(&Error::KeepAliveTimeout));
+    assert!(now <= start + Duration::from_secs(4), "closed at {:?}", now - start);
+}
