@@ -7,8 +7,9 @@ use super::payload::{
 use super::x25519::{Resolver, StaticPair, KEY_LEN};
 use super::{FRAME_HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_NAME, TAG_LEN};
 use crate::identity::{Keypair, PeerId, PublicKey};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use thiserror::Error;
 
 /// Why a Noise handshake failed.
@@ -154,7 +155,12 @@ struct Remote {
 /// [`Handshake::initiator`] and [`Handshake::responder`] make a fresh one
 /// each time instead.
 ///
-/// Cheap to clone (clones share the key).
+/// It also remembers the last 256 remote identities its handshakes
+/// verified (remote static key, identity key and signature, byte for
+/// byte), so a peer that reconnects with the same static key costs no
+/// second signature check.
+///
+/// Cheap to clone (clones share the key and what it remembers).
 #[derive(Clone)]
 pub struct NoiseKey(Arc<NoiseKeyInner>);
 
@@ -164,6 +170,59 @@ struct NoiseKeyInner {
     /// `"noise-libp2p-static-key:" ‖ pair.public`.
     identity_key: Vec<u8>,
     identity_sig: Vec<u8>,
+    /// Remote identities this node has verified.
+    verified: Mutex<VerifiedIdentities>,
+}
+
+/// How many verified remote identities a [`NoiseKey`] remembers.
+const VERIFIED_CAPACITY: usize = 256;
+
+/// Remote identities already verified, by the remote's static key: its
+/// identity key and signature bytes, and the decoded key.
+///
+/// A peer that keeps its static key (rust-libp2p, js-libp2p with a fixed
+/// key, peerswarm) sends the same identity key and signature over the same
+/// static key every time it connects. Checking a signature is a pure
+/// function of those bytes, so a byte-for-byte match with a pair verified
+/// before needs no second check: this saves the Ed25519 verification (and
+/// the key decoding) on every reconnect. Only successes are remembered;
+/// anything that differs in a single byte is verified in full. Bounded:
+/// the oldest entry makes room.
+#[derive(Default)]
+struct VerifiedIdentities {
+    entries: HashMap<[u8; KEY_LEN], Verified>,
+    order: VecDeque<[u8; KEY_LEN]>,
+}
+
+struct Verified {
+    identity_key: Vec<u8>,
+    identity_sig: Vec<u8>,
+    public_key: PublicKey,
+}
+
+impl VerifiedIdentities {
+    fn get(&self, remote_static: &[u8; KEY_LEN], payload: &HandshakePayload) -> Option<PublicKey> {
+        let hit = self.entries.get(remote_static)?;
+        (hit.identity_key == payload.identity_key && hit.identity_sig == payload.identity_sig)
+            .then(|| hit.public_key.clone())
+    }
+
+    fn insert(&mut self, remote_static: [u8; KEY_LEN], payload: &HandshakePayload, public_key: &PublicKey) {
+        let entry = Verified {
+            identity_key: payload.identity_key.clone(),
+            identity_sig: payload.identity_sig.clone(),
+            public_key: public_key.clone(),
+        };
+        if self.entries.insert(remote_static, entry).is_some() {
+            return;
+        }
+        self.order.push_back(remote_static);
+        if self.order.len() > VERIFIED_CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.entries.remove(&oldest);
+            }
+        }
+    }
 }
 
 impl NoiseKey {
@@ -181,7 +240,28 @@ impl NoiseKey {
             pair: Arc::new(pair),
             identity_key: identity.public().encode_protobuf(),
             identity_sig,
+            verified: Mutex::default(),
         })))
+    }
+
+    /// Checks `payload` against the remote's static key, as
+    /// [`HandshakePayload::verify`] does, skipping the signature check for
+    /// an identity verified before with these exact bytes.
+    fn verify(
+        &self,
+        payload: &HandshakePayload,
+        remote_static: &[u8],
+    ) -> Result<PublicKey, IdentityCheckError> {
+        let Ok(remote_static) = <[u8; KEY_LEN]>::try_from(remote_static) else {
+            return payload.verify(remote_static);
+        };
+        let lock = || self.0.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(public_key) = lock().get(&remote_static, payload) {
+            return Ok(public_key);
+        }
+        let public_key = payload.verify(&remote_static)?;
+        lock().insert(remote_static, payload, &public_key);
+        Ok(public_key)
     }
 
     /// The X25519 static public key the remote will see.
@@ -225,6 +305,7 @@ fn params() -> Result<snow::params::NoiseParams, HandshakeError> {
 /// After any error the handshake is dead: close the connection.
 pub struct Handshake {
     noise: Box<snow::HandshakeState>,
+    key: NoiseKey,
     role: Role,
     state: State,
     /// The encoded payload we send in message 2 or 3.
@@ -281,6 +362,7 @@ impl Handshake {
         expected: Option<PeerId>,
         muxers: &[String],
     ) -> Result<Self, HandshakeError> {
+        let handle = key.clone();
         let key = &*key.0;
         let resolver = Resolver::new(Some(key.pair.clone()));
         let builder = snow::Builder::with_resolver(params()?, Box::new(resolver));
@@ -299,6 +381,7 @@ impl Handshake {
         };
         Ok(Self {
             noise: Box::new(noise),
+            key: handle,
             role,
             state: State::AwaitMsg1,
             local_payload: payload.encode(),
@@ -393,7 +476,7 @@ impl Handshake {
             .noise
             .get_remote_static()
             .ok_or(HandshakeError::Internal { reason: "remote static key missing" })?;
-        let public_key = payload.verify(remote_static)?;
+        let public_key = self.key.verify(&payload, remote_static)?;
         let peer_id = public_key.to_peer_id();
         if let Some(expected) = self.expected {
             if expected != peer_id {

@@ -162,10 +162,17 @@ struct RawResponder {
 
 impl RawResponder {
     fn new() -> Self {
+        let keys = snow::Builder::new(PROTOCOL_NAME.parse().unwrap()).generate_keypair().unwrap();
+        Self::with_static_key(&keys.private)
+    }
+
+    /// A responder with the given static private key (a peer that keeps its
+    /// static key across connections).
+    fn with_static_key(private: &[u8]) -> Self {
         let builder = snow::Builder::new(PROTOCOL_NAME.parse().unwrap());
-        let keys = builder.generate_keypair().unwrap();
-        let noise = builder.local_private_key(&keys.private).unwrap().build_responder().unwrap();
-        Self { noise, static_public: keys.public }
+        let noise = builder.local_private_key(private).unwrap().build_responder().unwrap();
+        let static_public = x25519_public(private);
+        Self { noise, static_public }
     }
 
     /// Reads message 1 and returns message 2 (framed) carrying `payload`.
@@ -450,4 +457,51 @@ fn one_noise_key_for_many_handshakes() {
     // Fresh ephemeral keys every time.
     first_messages.dedup();
     assert_eq!(first_messages.len(), 3);
+}
+
+fn x25519_public(private: &[u8]) -> Vec<u8> {
+    use snow::resolvers::{CryptoResolver, DefaultResolver};
+    let mut dh = DefaultResolver.resolve_dh(&snow::params::DHChoice::Curve25519).unwrap();
+    dh.set(private);
+    dh.pubkey().to_vec()
+}
+
+/// A [`NoiseKey`] remembers the remote identities it verified, but only
+/// byte-for-byte: a reconnecting peer with the same static key, identity
+/// key and signature is accepted without a second check, and anything else
+/// over the same static key is verified in full.
+#[test]
+fn verified_identities_are_remembered_exactly() {
+    let (b, c) = (ed25519_from_seed([2; 32]), ed25519_from_seed([3; 32]));
+    let key = NoiseKey::new(&ed25519_from_seed([1; 32])).unwrap();
+    let remote_static = [0x24; 32];
+    let run = |payload: &dyn Fn(&RawResponder) -> HandshakePayload| {
+        let mut initiator = Handshake::initiator_with_key(&key, None, &[]).unwrap();
+        let mut raw = RawResponder::with_static_key(&remote_static);
+        let payload = payload(&raw);
+        let msg2 = raw.respond(&initiator.poll_transmit().unwrap(), &payload);
+        initiator.handle_input(&msg2)?;
+        initiator.poll_transmit().unwrap();
+        Ok(initiator.into_established().unwrap().remote_peer_id)
+    };
+    let b_id = b.public().to_peer_id();
+    for _ in 0..2 {
+        assert_eq!(run(&|raw| raw.signed_payload(&b)), Ok(b_id));
+    }
+    let corrupted = |raw: &RawResponder| {
+        let mut p = raw.signed_payload(&b);
+        p.identity_sig[10] ^= 1;
+        p
+    };
+    assert_eq!(run(&corrupted), Err(HandshakeError::BadSignature { peer_id: Box::new(b_id) }));
+    // Another identity's signature over the same static key.
+    let c_sig = |raw: &RawResponder| HandshakePayload {
+        identity_sig: raw.signed_payload(&c).identity_sig,
+        ..raw.signed_payload(&b)
+    };
+    assert_eq!(run(&c_sig), Err(HandshakeError::BadSignature { peer_id: Box::new(b_id) }));
+    // Another identity that really signed this static key is checked, and
+    // accepted as itself.
+    assert_eq!(run(&|raw| raw.signed_payload(&c)), Ok(c.public().to_peer_id()));
+    assert_eq!(run(&|raw| raw.signed_payload(&b)), Ok(b_id));
 }
