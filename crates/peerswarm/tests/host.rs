@@ -175,3 +175,29 @@ async fn perf_is_off_by_default_and_measures_when_on() {
     // Asking for more than the server allows gets the stream reset.
     assert!(a.perf(&b.local_peer(), 0, 2 << 20, None).await.is_err());
 }
+
+/// A stream that opens and never proposes a protocol is reset once the
+/// negotiation timeout passes; the connection carries on.
+#[tokio::test]
+async fn silent_stream_is_reset_at_the_negotiation_timeout() {
+    let config = HostConfig::default().with_negotiation_timeout(Duration::from_secs(1));
+    let (a, b) = pair(config).await;
+    let conn = a.swarm().conns_to_peer(&b.local_peer()).pop().expect("connected");
+    let mut silent = conn.new_stream().await.unwrap();
+    let started = std::time::Instant::now();
+    // The listener may greet with its multistream header; then nothing.
+    let mut buf = [0u8; 64];
+    let read_until_error = async {
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) => panic!("clean EOF, not a reset"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        }
+    };
+    let e = tokio::time::timeout(Duration::from_secs(10), read_until_error).await.expect("reset within 10 s");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "reset after {:?}", started.elapsed());
+    assert_eq!(request(&a, &b.local_peer(), ECHO_PROTOCOL, b"still here").await.unwrap(), b"still here");
+}
