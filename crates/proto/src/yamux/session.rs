@@ -300,7 +300,10 @@ impl StreamState {
 /// within [`Config::set_connection_window_budget`] across all streams. A
 /// transfer thus opens its window within about one round trip of the first
 /// data, and a window settles between 4/3× and 4× the bandwidth-delay
-/// product. Growth pauses while the node's [`BufferBudget`] is more than half
+/// product. Windows do not grow while the reader holds more than an eighth
+/// of the window unread: then the reader, not the window, is the limit, and
+/// on a fast local link a larger window would only let tens of MiB pile up
+/// out of the CPU caches. Growth pauses while the node's [`BufferBudget`] is more than half
 /// used. The RTT comes from yamux pings: our side queues ping replies
 /// ahead of data, so the sample is the path RTT rather than the time the
 /// peer's application takes to write (which the alternative — timing a window
@@ -1272,7 +1275,12 @@ impl Session {
             // Bytes the reader would consume in one RTT at the rate it just
             // showed: a bandwidth-delay product estimate.
             let bdp = (u128::from(credit) * rtt.as_nanos()).checked_div(elapsed).unwrap_or(u128::MAX);
+            // A reader still holding received data is the bottleneck, not
+            // the window: growing would only let more pile up (on a fast
+            // local link, tens of MiB that fall out of the CPU caches).
+            let caught_up = s.buffered <= s.window_max / 8;
             if !pressure
+                && caught_up
                 && bdp.saturating_mul(4) > u128::from(s.window_max)
                 && s.window_max < self.config.max_stream_window
             {
