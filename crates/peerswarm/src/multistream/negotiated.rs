@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 ///   `downcast_ref`). Once failed, every later read and write fails the same
 ///   way.
 ///
-/// * After [`listener_select_coalesced`](super::listener_select_coalesced)
+/// * After `listener_select_coalesced` (the upgrader's inbound negotiation)
 ///   with payload pipelined behind the proposal, the listener's header and
 ///   echo are held back, like a lazy dialer's proposal, and go out with the
 ///   first write (or before a read that has to wait for the socket, or on
