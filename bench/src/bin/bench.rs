@@ -42,8 +42,8 @@ struct Cli {
     /// Idle connections in the peerswarm-only run (default 10000).
     #[arg(long)]
     idle_conns_large: Option<u32>,
-    /// Bytes per run through the high-BDP relay (default 512 MiB; 64 MiB
-    /// with --quick).
+    /// Bytes per run through the high-BDP relay (default 1 GiB, like the
+    /// loopback throughput runs; 64 MiB with --quick).
     #[arg(long)]
     bdp_bytes: Option<u64>,
     /// Run only these sections (comma-separated), e.g. `--only perf,setups`.
@@ -105,7 +105,7 @@ impl Sizes {
             idle_conns: cli.idle_conns.unwrap_or(if q { 200 } else { 1000 }),
             idle_conns_large: cli.idle_conns_large.unwrap_or(if q { 1000 } else { 10_000 }),
             cipher_bytes: if q { 64 << 20 } else { 1 << 30 },
-            bdp_bytes: cli.bdp_bytes.unwrap_or(if q { 64 << 20 } else { 512 << 20 }),
+            bdp_bytes: cli.bdp_bytes.unwrap_or(if q { 64 << 20 } else { 1 << 30 }),
         }
     }
 }

@@ -255,14 +255,14 @@ impl Upgrader {
                 .await
                 .map_err(UpgradeError::Noise)?;
                 self.check_secured(Direction::Outbound, &info, &addrs, secured)?;
-                self.mux(io, info, yamux::Role::Client).await
+                self.mux(io, info, yamux::Role::Client, |io| Box::new(io)).await
             }
             Security::InsecurePlaintext => {
                 let (io, info) = plaintext::handshake(io, &self.keypair, expected)
                     .await
                     .map_err(UpgradeError::Plaintext)?;
                 self.check_secured(Direction::Outbound, &info, &addrs, secured)?;
-                self.mux(io, info, yamux::Role::Client).await
+                self.mux(io, info, yamux::Role::Client, yamux::plain_io).await
             }
         }
     }
@@ -287,25 +287,33 @@ impl Upgrader {
                         .await
                         .map_err(UpgradeError::Noise)?;
                 self.check_secured(Direction::Inbound, &info, &addrs, secured)?;
-                self.mux(io, info, yamux::Role::Server).await
+                self.mux(io, info, yamux::Role::Server, |io| Box::new(io)).await
             }
             Security::InsecurePlaintext => {
                 let (io, info) =
                     plaintext::handshake(io, &self.keypair, None).await.map_err(UpgradeError::Plaintext)?;
                 self.check_secured(Direction::Inbound, &info, &addrs, secured)?;
-                self.mux(io, info, yamux::Role::Server).await
+                self.mux(io, info, yamux::Role::Server, yamux::plain_io).await
             }
         }
     }
 
     /// Agrees on the muxer (unless the security handshake already did) and
     /// starts its driver.
-    async fn mux<S>(&self, io: S, info: SecureInfo, role: yamux::Role) -> Result<Upgraded, UpgradeError>
+    /// `boxed` hands `io` to the muxer as is (a Noise channel then gives
+    /// the muxer its decrypted frames without a copy).
+    async fn mux<S>(
+        &self,
+        io: S,
+        info: SecureInfo,
+        role: yamux::Role,
+        boxed: fn(S) -> Box<dyn yamux::ConnIo>,
+    ) -> Result<Upgraded, UpgradeError>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let muxer = match info.muxer.as_deref() {
-            Some(YAMUX_PROTOCOL) => yamux::Connection::new(io, role, self.yamux.clone()),
+            Some(YAMUX_PROTOCOL) => yamux::Connection::with_io(boxed(io), role, self.yamux.clone()),
             Some(other) => return Err(UpgradeError::UnsupportedMuxer(other.to_owned())),
             None => {
                 let io = match role {

@@ -5,7 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ const MAX_PENDING_INPUT: usize = 256 * 1024;
 const WRITE_BATCH: usize = 512 * 1024;
 /// Rounds of read/process/write per task poll before yielding.
 const POLL_BUDGET: usize = 32;
+/// Rounds a stream's task runs inline before leaving the rest to the driver.
+const INLINE_ROUNDS: usize = 4;
 /// How long a closing connection may take to flush its go-away.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -95,6 +98,15 @@ impl Shared {
         }
     }
 
+    /// Wakes the driver even if a wake-up is already pending (it may have
+    /// been spent on an I/O lock held by a stream's task).
+    fn wake_driver_now(&mut self) {
+        self.driver_notified = true;
+        if let Some(waker) = &self.driver_waker {
+            waker.wake_by_ref();
+        }
+    }
+
     fn error(&self) -> Option<ConnectionError> {
         if let Some(e) = &self.ended {
             return Some(e.clone());
@@ -105,6 +117,12 @@ impl Shared {
 
 pub(super) struct Inner {
     shared: Mutex<Shared>,
+    /// The I/O side, run by the driver task or inline by a stream's task
+    /// (never both at once: whoever finds it locked leaves the round to the
+    /// holder). Lock order: `io`, then `shared`.
+    io: Mutex<IoState>,
+    /// The driver found `io` locked; the holder wakes it on release.
+    driver_waiting: AtomicBool,
     accept_notify: Notify,
     open_notify: Notify,
     closed_notify: Notify,
@@ -115,6 +133,62 @@ impl Inner {
         // A panic while holding the lock is a bug in this module; the state
         // is still consistent enough to shut down, so ignore poisoning.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_lock_io(&self) -> Option<MutexGuard<'_, IoState>> {
+        match self.io.try_lock() {
+            Ok(io) => Some(io),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Runs the driver's rounds in the calling task (a stream that wrote,
+    /// or found nothing to read), so that bytes move without a hand-off to
+    /// the driver task and back. The I/O is polled with the driver's waker:
+    /// readiness always wakes the driver, whichever task polled last.
+    /// Timers and the shutdown stay with the driver.
+    ///
+    /// Returns `false` if this could not run (the I/O is busy in another
+    /// task, which then does the work, or the driver has not started).
+    pub(super) fn drive_inline(&self) -> bool {
+        let Some(mut io) = self.try_lock_io() else { return false };
+        let ran = match io.driver_waker.clone() {
+            Some(waker) if io.io.is_some() => {
+                let mut cx = Context::from_waker(&waker);
+                for round in 1.. {
+                    match io.round(self, &mut cx, false) {
+                        Ok(false) => break,
+                        Ok(true) if round < INLINE_ROUNDS => {}
+                        Ok(true) => {
+                            // More to do: the driver carries on.
+                            waker.wake_by_ref();
+                            break;
+                        }
+                        Err(e) => {
+                            io.finish(self, e);
+                            waker.wake_by_ref();
+                            break;
+                        }
+                    }
+                }
+                true
+            }
+            // Not started yet (it will run), or ended.
+            _ => false,
+        };
+        drop(io);
+        if self.driver_waiting.swap(false, Ordering::SeqCst) {
+            self.lock().wake_driver_now();
+        }
+        ran
+    }
+
+    /// [`Inner::drive_inline`], or else wakes the driver.
+    pub(super) fn drive(&self) {
+        if !self.drive_inline() {
+            self.lock().wake_driver();
+        }
     }
 }
 
@@ -165,6 +239,11 @@ impl Connection {
         role: Role,
         config: Config,
     ) -> Connection {
+        Connection::with_io(plain_io(io), role, config)
+    }
+
+    /// [`Connection::new`] over a stream that may hand out owned chunks.
+    pub(crate) fn with_io(io: Box<dyn ConnIo>, role: Role, config: Config) -> Connection {
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
                 session: Session::new(role, config, Instant::now()),
@@ -177,22 +256,24 @@ impl Connection {
                 ended: None,
                 handles: 1,
             }),
+            io: Mutex::new(IoState {
+                io: Some(io),
+                driver_waker: None,
+                read_buf: BytesMut::new(),
+                read_big: false,
+                read_closed: false,
+                write_buf: Vec::new(),
+                written: 0,
+                needs_flush: false,
+                timer: None,
+                close_deadline: None,
+            }),
+            driver_waiting: AtomicBool::new(false),
             accept_notify: Notify::new(),
             open_notify: Notify::new(),
             closed_notify: Notify::new(),
         });
-        tokio::spawn(Driver {
-            io,
-            inner: inner.clone(),
-            read_buf: BytesMut::new(),
-            read_big: false,
-            read_closed: false,
-            write_buf: Vec::new(),
-            written: 0,
-            needs_flush: false,
-            timer: None,
-            close_deadline: None,
-        });
+        tokio::spawn(Driver { inner: inner.clone() });
         Connection { inner }
     }
 
@@ -298,10 +379,78 @@ impl Connection {
     }
 }
 
-/// The spawned task: moves bytes between `io` and the session.
-struct Driver<T> {
-    io: T,
-    inner: Arc<Inner>,
+/// A connection's byte stream, type-erased so that stream handles can run
+/// the driver's rounds.
+pub(crate) trait ConnIo: AsyncRead + AsyncWrite + Send + Unpin {
+    /// Reads the next chunk as an owned buffer, if this stream can do that
+    /// without copying (a Noise channel hands out its decrypted frames);
+    /// `None`: use `poll_read`. An empty chunk is EOF.
+    fn poll_read_owned(&mut self, _cx: &mut Context<'_>) -> Option<Poll<io::Result<BytesMut>>> {
+        None
+    }
+
+    /// Writes (a prefix of) `buf`, which it may overwrite, if this stream
+    /// can do so without copying (a Noise channel seals in place); `None`:
+    /// use `poll_write`. After `Pending`, the next write must pass the same
+    /// bytes again.
+    fn poll_write_in_place(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _buf: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        None
+    }
+}
+
+/// Any byte stream, read through `poll_read`.
+struct Plain<T>(T);
+
+/// Boxes `io` to be read through `poll_read`.
+pub(crate) fn plain_io<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(io: T) -> Box<dyn ConnIo> {
+    Box::new(Plain(io))
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ConnIo for Plain<T> {}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Plain<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Plain<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// The I/O side of a connection: the byte stream and its buffers.
+struct IoState {
+    /// `None` once the connection has ended (the socket is closed then,
+    /// even while stream handles live on).
+    io: Option<Box<dyn ConnIo>>,
+    /// The driver task's waker, for polls made by other tasks.
+    driver_waker: Option<Waker>,
     read_buf: BytesMut,
     read_big: bool,
     read_closed: bool,
@@ -312,19 +461,48 @@ struct Driver<T> {
     close_deadline: Option<Instant>,
 }
 
-impl<T> Unpin for Driver<T> {}
+/// The spawned task: runs rounds whenever the I/O, a timer or a handle
+/// wakes it.
+struct Driver {
+    inner: Arc<Inner>,
+}
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
+        let inner = &*self.inner;
+        let mut io = match inner.try_lock_io() {
+            Some(io) => io,
+            None => {
+                // A stream's task is running a round; it wakes us when done
+                // (it checks the flag after unlocking, so it cannot miss it).
+                {
+                    let mut sh = inner.lock();
+                    if !sh.driver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        sh.driver_waker = Some(cx.waker().clone());
+                    }
+                }
+                inner.driver_waiting.store(true, Ordering::SeqCst);
+                match inner.try_lock_io() {
+                    Some(io) => io,
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        if io.io.is_none() {
+            // Ended in a stream's round.
+            return Poll::Ready(());
+        }
+        if !io.driver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            io.driver_waker = Some(cx.waker().clone());
+        }
         for _ in 0..POLL_BUDGET {
-            match this.round(cx) {
+            match io.round(inner, cx, true) {
                 Ok(true) => continue,
                 Ok(false) => return Poll::Pending,
                 Err(e) => {
-                    this.finish(e);
+                    io.finish(inner, e);
                     return Poll::Ready(());
                 }
             }
@@ -334,9 +512,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    /// One round; `Ok(true)` if progress was made.
-    fn round(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
+impl IoState {
+    /// One round; `Ok(true)` if progress was made. `by_driver` is false for
+    /// a round run inline by a stream's task: `cx` then holds the driver's
+    /// waker, and timers and the shutdown are left to the driver.
+    fn round(
+        &mut self,
+        inner: &Inner,
+        cx: &mut Context<'_>,
+        by_driver: bool,
+    ) -> Result<bool, ConnectionError> {
+        if self.io.is_none() {
+            return Err(ConnectionError::Closed);
+        }
         let mut progress = false;
 
         // 1. read
@@ -361,10 +549,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         let closed;
         let deadline;
         {
-            let mut sh = self.inner.lock();
-            sh.driver_notified = false;
-            if !sh.driver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                sh.driver_waker = Some(cx.waker().clone());
+            let mut sh = inner.lock();
+            if by_driver {
+                sh.driver_notified = false;
+                if !sh.driver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    sh.driver_waker = Some(cx.waker().clone());
+                }
             }
             if sh.close_requested && !sh.session.is_closed() {
                 sh.session.close();
@@ -383,7 +573,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             if sh.session.poll_timeout().is_some_and(|t| t <= now) {
                 sh.session.handle_timeout(now);
             }
-            self.dispatch_events(&mut sh);
+            dispatch_events(inner, &mut sh);
             if self.written == self.write_buf.len() {
                 self.write_buf.clear();
                 self.written = 0;
@@ -400,7 +590,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
                 }
             }
             if sh.session.can_open() {
-                self.inner.open_notify.notify_waiters();
+                inner.open_notify.notify_waiters();
             }
             closed = sh.session.close_reason().map(ConnectionError::from);
             deadline = sh.session.poll_timeout();
@@ -411,7 +601,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
 
         // 3. write
         while self.written < self.write_buf.len() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.written..]) {
+            let io = pinned(&mut self.io)?.get_mut();
+            let unsent = &mut self.write_buf[self.written..];
+            // The batch is not refilled until written, so the bytes passed
+            // again after `Pending` are the same.
+            let poll = match io.poll_write_in_place(cx, unsent) {
+                Some(poll) => poll,
+                None => Pin::new(io).poll_write(cx, unsent),
+            };
+            match poll {
                 Poll::Ready(Ok(0)) => {
                     return Err(ConnectionError::Io(Arc::new(io::ErrorKind::WriteZero.into())))
                 }
@@ -426,19 +624,29 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         let all_written = self.written == self.write_buf.len();
         if all_written && self.needs_flush {
-            match Pin::new(&mut self.io).poll_flush(cx) {
+            match pinned(&mut self.io)?.poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Io(Arc::new(e))),
                 Poll::Pending => {}
             }
         }
 
+        if !by_driver {
+            // Timers and the shutdown are the driver's.
+            let armed = self.timer.as_ref().map(|(at, _)| *at);
+            if closed.is_some() || (deadline.is_some() && deadline != armed) {
+                cx.waker().wake_by_ref();
+                return Ok(false);
+            }
+            return Ok(progress);
+        }
+
         // 4. shutdown once the session has ended and everything is out
         if let Some(reason) = closed {
             let deadline = *self.close_deadline.get_or_insert(now + CLOSE_TIMEOUT);
-            let has_more = self.inner.lock().session.has_transmit();
+            let has_more = inner.lock().session.has_transmit();
             if (all_written && !self.needs_flush && !has_more) || now >= deadline {
-                if Pin::new(&mut self.io).poll_shutdown(cx).is_pending() && now < deadline {
+                if pinned(&mut self.io)?.poll_shutdown(cx).is_pending() && now < deadline {
                     self.arm_timer(cx, Some(deadline));
                     return Ok(progress);
                 }
@@ -464,12 +672,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         if self.read_closed || self.read_buf.len() >= MAX_PENDING_INPUT {
             return Ok(None);
         }
+        if let Some(poll) = self.io.as_deref_mut().and_then(|io| io.poll_read_owned(cx)) {
+            return match poll {
+                Poll::Ready(Ok(chunk)) => {
+                    let n = chunk.len();
+                    if n == 0 {
+                        self.read_closed = true;
+                    } else if self.read_buf.is_empty() {
+                        // The usual case: the session splits payloads off
+                        // the chunk without copying them.
+                        self.read_buf = chunk;
+                    } else {
+                        self.read_buf.extend_from_slice(&chunk);
+                    }
+                    Ok(Some(n))
+                }
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Pending => Ok(None),
+            };
+        }
         if !self.read_big {
             // Quiet connection: read into the stack so that an idle
             // connection (a pending read) holds no heap buffer.
             let mut stack = [0u8; READ_SMALL];
             let mut buf = ReadBuf::new(&mut stack);
-            return match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            return match pinned_io(&mut self.io)?.poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(())) => {
                     let n = buf.filled().len();
                     if n == 0 {
@@ -487,7 +714,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
         // `read_buf` is stateless between polls (cancel safe), so a fresh
         // future per poll reads into the spare capacity without zeroing it.
-        let read = self.io.read_buf(&mut self.read_buf);
+        let mut io = pinned_io(&mut self.io)?;
+        let read = io.read_buf(&mut self.read_buf);
         tokio::pin!(read);
         match read.poll(cx) {
             Poll::Ready(Ok(n)) => {
@@ -519,63 +747,78 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
         }
     }
 
-    fn dispatch_events(&self, sh: &mut Shared) {
-        while let Some(event) = sh.session.poll_event() {
-            match event {
-                Event::InboundStream(id) => {
-                    sh.accept_queue.push_back(id);
-                    self.inner.accept_notify.notify_waiters();
-                }
-                Event::StreamReadable(id) => {
-                    if let Some(w) = take_waker(&mut sh.read_wakers, id) {
-                        w.wake();
-                    }
-                }
-                Event::StreamWritable(id) => {
-                    if let Some(w) = take_waker(&mut sh.write_wakers, id) {
-                        w.wake();
-                    }
-                }
-                Event::StreamReset(id) => {
-                    if let Some(w) = take_waker(&mut sh.read_wakers, id) {
-                        w.wake();
-                    }
-                    if let Some(w) = take_waker(&mut sh.write_wakers, id) {
-                        w.wake();
-                    }
-                }
-                Event::GoAway(_) => self.inner.open_notify.notify_waiters(),
-                Event::Closed(_) => Self::wake_everyone(&self.inner, sh),
-                _ => {}
-            }
-        }
-    }
-
-    fn wake_everyone(inner: &Inner, sh: &mut Shared) {
-        for (_, w) in sh.read_wakers.drain() {
-            w.wake();
-        }
-        for (_, w) in sh.write_wakers.drain() {
-            w.wake();
-        }
-        inner.accept_notify.notify_waiters();
-        inner.open_notify.notify_waiters();
-    }
-
-    fn finish(&mut self, reason: ConnectionError) {
+    /// Ends the connection: records `reason`, closes the I/O and wakes
+    /// every waiting handle.
+    fn finish(&mut self, inner: &Inner, reason: ConnectionError) {
         tracing::debug!(%reason, "yamux connection ended");
-        let mut sh = self.inner.lock();
+        let mut sh = inner.lock();
         if !sh.session.is_closed() {
             sh.session.handle_eof(Instant::now());
         }
         sh.ended = Some(reason);
         sh.driver_waker = None;
-        Self::wake_everyone(&self.inner, &mut sh);
+        wake_everyone(inner, &mut sh);
         drop(sh);
-        self.inner.closed_notify.notify_waiters();
+        inner.closed_notify.notify_waiters();
+        self.io = None;
+        self.timer = None;
         self.read_buf = BytesMut::new();
         self.write_buf = Vec::new();
     }
+}
+
+fn pinned_io(io: &mut Option<Box<dyn ConnIo>>) -> io::Result<Pin<&mut (dyn ConnIo + 'static)>> {
+    match io {
+        Some(io) => Ok(Pin::new(&mut **io)),
+        None => Err(io::ErrorKind::NotConnected.into()),
+    }
+}
+
+fn pinned(io: &mut Option<Box<dyn ConnIo>>) -> Result<Pin<&mut (dyn ConnIo + 'static)>, ConnectionError> {
+    pinned_io(io).map_err(|_| ConnectionError::Closed)
+}
+
+fn dispatch_events(inner: &Inner, sh: &mut Shared) {
+    while let Some(event) = sh.session.poll_event() {
+        match event {
+            Event::InboundStream(id) => {
+                sh.accept_queue.push_back(id);
+                inner.accept_notify.notify_waiters();
+            }
+            Event::StreamReadable(id) => {
+                if let Some(w) = take_waker(&mut sh.read_wakers, id) {
+                    w.wake();
+                }
+            }
+            Event::StreamWritable(id) => {
+                if let Some(w) = take_waker(&mut sh.write_wakers, id) {
+                    w.wake();
+                }
+            }
+            Event::StreamReset(id) => {
+                if let Some(w) = take_waker(&mut sh.read_wakers, id) {
+                    w.wake();
+                }
+                if let Some(w) = take_waker(&mut sh.write_wakers, id) {
+                    w.wake();
+                }
+            }
+            Event::GoAway(_) => inner.open_notify.notify_waiters(),
+            Event::Closed(_) => wake_everyone(inner, sh),
+            _ => {}
+        }
+    }
+}
+
+fn wake_everyone(inner: &Inner, sh: &mut Shared) {
+    for (_, w) in sh.read_wakers.drain() {
+        w.wake();
+    }
+    for (_, w) in sh.write_wakers.drain() {
+        w.wake();
+    }
+    inner.accept_notify.notify_waiters();
+    inner.open_notify.notify_waiters();
 }
 
 /// Removes `id`'s waker; an emptied map gives its memory back, since an idle

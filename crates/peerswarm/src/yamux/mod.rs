@@ -4,15 +4,29 @@
 //! # Architecture
 //!
 //! quinn's model: one `Arc<Mutex<Shared>>` holds the session plus the
-//! wakers. A stream's `poll_write` locks it, hands the bytes to the session
-//! (which encodes them straight into its transmit buffer, bounded by the
-//! send window and [`Config::set_send_buffer_size`]) and wakes the driver;
-//! `poll_read` copies out of the session's receive queue, which returns
-//! window credit. The driver task reads up to 64 KiB at a time from the I/O,
-//! feeds the session, and writes everything the session has queued in one
-//! batch (up to 512 KiB) followed by one `flush` — with a Noise transport
-//! below, that is a few ~64 KiB encrypted frames per batch. There are no
-//! per-frame channel hops.
+//! wakers. A stream's `poll_write` locks it and hands the bytes to the
+//! session (which encodes them straight into its transmit buffer, bounded by
+//! the send window and [`Config::set_send_buffer_size`]); `poll_read` copies
+//! out of the session's receive queue, which returns window credit. The I/O
+//! side (the byte stream, a read buffer, a write batch of up to 512 KiB)
+//! sits behind a second lock and is moved by *rounds*: read, feed the
+//! session, write what it queued, flush.
+//!
+//! Rounds run in two places. The spawned driver task runs them when the
+//! I/O, a timer or a handle wakes it. A stream's task runs them inline when
+//! it wrote, or found nothing to read, and the I/O lock is free: the bytes
+//! then move without a hand-off to another task and back, the hand-off
+//! that cost most of the CPU beyond the cipher in a bulk transfer. Inline
+//! rounds poll the I/O with the driver's waker, so readiness always reaches
+//! the driver, whichever task polled last; a task that finds the I/O busy
+//! leaves the work to the holder, and the driver, finding it busy, is woken
+//! by the holder on release. Timers and the shutdown stay with the driver.
+//!
+//! Over Noise, the driver takes decrypted frames as owned buffers and the
+//! session splits payloads off them, so received data is copied once, into
+//! the reader's buffer; outgoing frames are sealed in place in the write
+//! batch and sent with one vectored write, so sent data is copied once, out
+//! of the writer's buffer.
 //!
 //! Memory is bounded everywhere: the receive side by the stream windows,
 //! [`Config::set_connection_window_budget`] per connection and a
@@ -54,6 +68,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use connection::{plain_io, ConnIo};
 pub use connection::{Connection, ConnectionError};
 pub use peerswarm_proto::yamux::{BufferBudget, Config, ConfigError, GoAwayCode, ProtocolError, Role};
 

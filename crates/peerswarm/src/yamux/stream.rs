@@ -113,21 +113,34 @@ impl AsyncRead for Stream {
         if self.locally_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let mut sh = self.inner.lock();
-        let dst = buf.initialize_unfilled();
-        match sh.session.read(self.id, dst, Instant::now()) {
-            Ok(Some(n)) => {
-                buf.advance(n);
-                if sh.session.has_transmit() {
-                    sh.wake_driver();
+        // Nothing buffered: pull input in this task first (see
+        // `Inner::drive_inline`), then look again.
+        let mut pulled = false;
+        loop {
+            let mut sh = self.inner.lock();
+            let dst = buf.initialize_unfilled();
+            match sh.session.read(self.id, dst, Instant::now()) {
+                Ok(Some(n)) => {
+                    buf.advance(n);
+                    let credit = sh.session.has_transmit();
+                    drop(sh);
+                    if credit {
+                        self.inner.drive();
+                    }
+                    return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(Ok(()))
+                Ok(None) if !pulled => {
+                    drop(sh);
+                    pulled = true;
+                    // If the I/O is busy, its holder delivers and wakes us.
+                    self.inner.drive_inline();
+                }
+                Ok(None) => {
+                    sh.read_wakers.insert(self.id, cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(to_io(e))),
             }
-            Ok(None) => {
-                sh.read_wakers.insert(self.id, cx.waker().clone());
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(to_io(e))),
         }
     }
 }
@@ -137,17 +150,28 @@ impl AsyncWrite for Stream {
         if self.locally_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let mut sh = self.inner.lock();
-        match sh.session.write(self.id, data) {
-            Ok(0) if !data.is_empty() => {
-                sh.write_wakers.insert(self.id, cx.waker().clone());
-                Poll::Pending
+        // Blocked: push out what is queued and take in window updates in
+        // this task first, then try again.
+        let mut pushed = false;
+        loop {
+            let mut sh = self.inner.lock();
+            match sh.session.write(self.id, data) {
+                Ok(0) if !data.is_empty() && !pushed => {
+                    drop(sh);
+                    pushed = true;
+                    self.inner.drive_inline();
+                }
+                Ok(0) if !data.is_empty() => {
+                    sh.write_wakers.insert(self.id, cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Ok(n) => {
+                    drop(sh);
+                    self.inner.drive();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) => return Poll::Ready(Err(to_io(e))),
             }
-            Ok(n) => {
-                sh.wake_driver();
-                Poll::Ready(Ok(n))
-            }
-            Err(e) => Poll::Ready(Err(to_io(e))),
         }
     }
 
@@ -159,9 +183,8 @@ impl AsyncWrite for Stream {
         if self.locally_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let mut sh = self.inner.lock();
-        let res = sh.session.close_write(self.id).map_err(to_io);
-        sh.wake_driver();
+        let res = self.inner.lock().session.close_write(self.id).map_err(to_io);
+        self.inner.drive();
         Poll::Ready(res)
     }
 }

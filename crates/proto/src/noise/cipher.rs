@@ -139,6 +139,30 @@ impl SendCipher {
         Ok(())
     }
 
+    /// Encrypts `plaintext` (at most [`MAX_PLAINTEXT_LEN`] bytes) in place
+    /// and returns the frame's header and tag: the frame on the wire is
+    /// `header ‖ plaintext (now ciphertext) ‖ tag`, for a caller that sends
+    /// the three pieces with one vectored write instead of copying.
+    pub fn seal_detached(
+        &mut self,
+        plaintext: &mut [u8],
+    ) -> Result<([u8; FRAME_HEADER_LEN], [u8; TAG_LEN]), CipherError> {
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(CipherError::FrameTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT_LEN });
+        }
+        let nonce = self.0.next_nonce()?;
+        let tag = self
+            .0
+            .key()
+            .seal_in_place_separate_tag(nonce, Aad::empty(), plaintext)
+            // ring fails only for inputs beyond ChaCha20's 256 GiB block limit.
+            .expect("frame within chacha20 limits");
+        let mut tag_bytes = [0; TAG_LEN];
+        tag_bytes.copy_from_slice(tag.as_ref());
+        // plaintext.len() + TAG_LEN <= MAX_FRAME_LEN = u16::MAX.
+        Ok((((plaintext.len() + TAG_LEN) as u16).to_be_bytes(), tag_bytes))
+    }
+
     /// Appends one frame carrying `plaintext` to `out`: header, ciphertext,
     /// tag. Copies the plaintext once and allocates only if `out` lacks
     /// capacity. On error `out` is unchanged.
@@ -301,6 +325,23 @@ mod tests {
         rx.decrypt_frame(&out[25..], &mut plain).unwrap();
         assert_eq!(plain, b"hellohello");
         assert_eq!((tx.nonce(), rx.nonce()), (2, 2));
+    }
+
+    #[test]
+    fn detached_seal_matches_the_framed_one() {
+        let (mut framed, _) = pair();
+        let (mut detached, _) = pair();
+        for len in [0, 5, 1000, MAX_PLAINTEXT_LEN] {
+            let plaintext: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut expected = Vec::new();
+            framed.encrypt_frame(&plaintext, &mut expected).unwrap();
+            let mut body = plaintext.clone();
+            let (header, tag) = detached.seal_detached(&mut body).unwrap();
+            assert_eq!([&header[..], &body, &tag].concat(), expected, "len {len}");
+        }
+        let mut too_long = vec![0; MAX_PLAINTEXT_LEN + 1];
+        assert!(matches!(detached.seal_detached(&mut too_long), Err(CipherError::FrameTooLarge { .. })));
+        assert_eq!(detached.nonce(), 4, "a refused frame uses no nonce");
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! The encrypted stream: frames out, frames in, plaintext to the user.
 
+use bytes::{Buf, BytesMut};
 use peerswarm_proto::noise::{
     decode_frame_header, CipherError, RecvCipher, SendCipher, FRAME_HEADER_LEN, MAX_FRAME_LEN,
     MAX_PLAINTEXT_LEN, TAG_LEN,
 };
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// A whole frame: header and the largest Noise message.
 const MAX_WIRE_FRAME: usize = FRAME_HEADER_LEN + MAX_FRAME_LEN;
@@ -26,6 +28,12 @@ const MIN_READ: usize = 16 * 1024;
 /// buffer is committed. Most idle-connection traffic (pings, small
 /// requests) fits.
 const PROBE_LEN: usize = 4 * 1024;
+
+/// Allocation size of the owned-frame read buffer (see
+/// [`NoiseStream::poll_read_owned`]): large, so that by the time it is used
+/// up the frames handed out of it have usually been read and dropped, and
+/// the allocation is reused instead of a fresh one faulted in.
+const BULK_LEN: usize = 8 * MAX_WIRE_FRAME;
 
 /// A fill smaller than this is "light traffic": once the buffer drains, it
 /// is released rather than kept for the next burst.
@@ -170,6 +178,9 @@ impl ReadBuffer {
 /// [`CipherError::Decrypt`], and every later read fails the same way. EOF
 /// inside a frame is [`io::ErrorKind::UnexpectedEof`].
 ///
+/// A muxer can skip that copy: [`NoiseStream::poll_read_owned`] hands out
+/// each decrypted frame as an owned slice of a larger read buffer.
+///
 /// # Writing
 ///
 /// Plaintext is copied once into a frame buffer and sealed in place when
@@ -179,7 +190,9 @@ impl ReadBuffer {
 /// `S`'s write side. At most one frame is buffered: while it cannot be
 /// written, `poll_write` returns `Pending` (back-pressure). The frame
 /// buffer is allocated on the first write and released after a small frame
-/// drains, so an idle connection holds no write buffer either.
+/// drains, so an idle connection holds no write buffer either. A muxer
+/// with its own batch buffer skips the copy with
+/// [`NoiseStream::poll_write_in_place`].
 // `pub` because it may appear in public types once the upgrader is wired in.
 #[allow(unreachable_pub)]
 pub struct NoiseStream<S> {
@@ -202,6 +215,31 @@ pub struct NoiseStream<S> {
     wpos: usize,
     /// Sealing failed (nonce exhausted); the write side is dead.
     write_error: Option<CipherError>,
+    /// Ciphertext for [`NoiseStream::poll_read_owned`], whose frames are
+    /// split off and decrypted in place. Empty (no allocation) when idle.
+    bulk: BytesMut,
+    /// The owned-frame path is in use: `rbuf` and `plain` are drained.
+    owned: bool,
+    /// Frames sealed in the caller's buffer by
+    /// [`NoiseStream::poll_write_in_place`], not yet all written.
+    batch: InPlaceBatch,
+}
+
+/// Most frames sealed and written by one vectored write.
+pub(super) const MAX_BATCH_FRAMES: usize = 8;
+
+/// See [`NoiseStream::poll_write_in_place`].
+#[derive(Default)]
+struct InPlaceBatch {
+    frames: Vec<InPlaceFrame>,
+    /// Wire bytes of the batch already written.
+    sent: usize,
+}
+
+struct InPlaceFrame {
+    header: [u8; FRAME_HEADER_LEN],
+    len: usize,
+    tag: [u8; TAG_LEN],
 }
 
 impl<S> NoiseStream<S> {
@@ -220,6 +258,9 @@ impl<S> NoiseStream<S> {
             sealed: false,
             wpos: 0,
             write_error: None,
+            bulk: BytesMut::new(),
+            owned: false,
+            batch: InPlaceBatch::default(),
         }
     }
 
@@ -235,7 +276,7 @@ impl<S> NoiseStream<S> {
     /// Heap bytes held by the read and write buffers.
     #[cfg(test)]
     pub(super) fn buffer_capacity(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity()
+        self.rbuf.capacity() + self.wbuf.capacity() + self.bulk.capacity()
     }
 
     /// Decrypts the next complete frame in the read buffer, if there is
@@ -295,9 +336,172 @@ impl<S: AsyncWrite + Unpin> NoiseStream<S> {
     }
 }
 
+impl<S: AsyncRead + Unpin> NoiseStream<S> {
+    /// Reads the plaintext of the next frame as an owned buffer: the frame
+    /// is split off the read buffer and decrypted in place, so the bytes are
+    /// never copied here (a muxer can hand slices of it to its streams).
+    /// An empty buffer is EOF. Errors as for `poll_read`.
+    ///
+    /// Once called, use it for all further reads: `poll_read` then fails.
+    pub(crate) fn poll_read_owned(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<BytesMut>> {
+        if !self.owned {
+            // Bytes from the handshake or earlier copying reads go first.
+            if !self.plain.is_empty() {
+                let plain = BytesMut::from(&self.rbuf.buf[self.plain.clone()]);
+                self.plain = 0..0;
+                return Poll::Ready(Ok(plain));
+            }
+            self.owned = true;
+            self.bulk.extend_from_slice(self.rbuf.filled());
+            self.rbuf = ReadBuffer::new();
+        }
+        loop {
+            if let Some(err) = &self.read_error {
+                return Poll::Ready(Err(err.clone().into()));
+            }
+            let needed = match decode_frame_header(&self.bulk) {
+                Some(len) if self.bulk.len() >= FRAME_HEADER_LEN + len => {
+                    let mut frame = self.bulk.split_to(FRAME_HEADER_LEN + len);
+                    match self.recv.open_in_place(&mut frame[FRAME_HEADER_LEN..]) {
+                        Ok(plaintext) => {
+                            let n = plaintext.len();
+                            frame.advance(FRAME_HEADER_LEN);
+                            frame.truncate(n);
+                            if self.bulk.is_empty() && self.rbuf.light {
+                                // Light traffic: hold no buffer while idle.
+                                self.bulk = BytesMut::new();
+                            }
+                            if n > 0 {
+                                return Poll::Ready(Ok(frame));
+                            }
+                        }
+                        Err(err) => {
+                            tracing::debug!(%err, "noise: dropping connection");
+                            self.read_error = Some(err);
+                        }
+                    }
+                    continue;
+                }
+                Some(len) => FRAME_HEADER_LEN + len,
+                None => FRAME_HEADER_LEN,
+            };
+            if self.eof {
+                return Poll::Ready(if self.bulk.is_empty() {
+                    Ok(BytesMut::new())
+                } else {
+                    Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof inside a noise frame"))
+                });
+            }
+            let n = if self.bulk.capacity() == 0 {
+                // Idle: wait on a stack probe, allocate once bytes arrive.
+                let mut probe = [0u8; PROBE_LEN];
+                let mut read_buf = ReadBuf::new(&mut probe);
+                ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
+                let n = read_buf.filled().len();
+                self.rbuf.light = n < PROBE_LEN;
+                if !self.rbuf.light {
+                    self.bulk.reserve(BULK_LEN);
+                }
+                self.bulk.extend_from_slice(read_buf.filled());
+                n
+            } else {
+                let spare = self.bulk.capacity() - self.bulk.len();
+                if spare < MIN_READ || self.bulk.len() + spare < needed {
+                    // Reuses the allocation once every frame cut from it
+                    // has been dropped.
+                    self.bulk.reserve(BULK_LEN.max(needed));
+                }
+                // `read_buf` is stateless between polls, so a fresh future
+                // per poll reads into the spare capacity without zeroing it.
+                let read = self.io.read_buf(&mut self.bulk);
+                tokio::pin!(read);
+                let n = ready!(read.poll(cx))?;
+                self.rbuf.light = n < LIGHT_FILL;
+                n
+            };
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> NoiseStream<S> {
+    /// Writes `buf` as frames sealed in place (the caller's buffer ends up
+    /// holding ciphertext), header, ciphertext and tag of up to
+    /// [`MAX_BATCH_FRAMES`] frames in one vectored write: no copy of the
+    /// plaintext. Returns how many bytes of `buf` went out, once all the
+    /// frames sealed from it are written.
+    ///
+    /// After `Pending`, call again with the same buffer, unchanged, before
+    /// any other write: the sealed frames live in it.
+    pub(crate) fn poll_write_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(err) = &self.write_error {
+            return Poll::Ready(Err(err.clone().into()));
+        }
+        if self.batch.frames.is_empty() {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            // Bytes written the copying way go first.
+            ready!(self.poll_drain(cx))?;
+            if self.pending_plaintext() > 0 {
+                self.seal()?;
+                ready!(self.poll_drain(cx))?;
+            }
+            let mut frames = Vec::with_capacity(MAX_BATCH_FRAMES.min(buf.len().div_ceil(MAX_PLAINTEXT_LEN)));
+            for chunk in buf.chunks_mut(MAX_PLAINTEXT_LEN).take(MAX_BATCH_FRAMES) {
+                match self.send.seal_detached(chunk) {
+                    Ok((header, tag)) => frames.push(InPlaceFrame { header, len: chunk.len(), tag }),
+                    Err(err) => {
+                        self.write_error = Some(err.clone());
+                        return Poll::Ready(Err(err.into()));
+                    }
+                }
+            }
+            self.batch = InPlaceBatch { frames, sent: 0 };
+        }
+        let wire_len: usize = self.batch.frames.iter().map(|f| FRAME_HEADER_LEN + f.len + TAG_LEN).sum();
+        while self.batch.sent < wire_len {
+            let mut slices = [io::IoSlice::new(&[]); 3 * MAX_BATCH_FRAMES];
+            let mut count = 0;
+            let mut skip = self.batch.sent;
+            let mut offset = 0;
+            for frame in &self.batch.frames {
+                let body = &buf[offset..offset + frame.len];
+                offset += frame.len;
+                for piece in [&frame.header[..], body, &frame.tag[..]] {
+                    if skip >= piece.len() {
+                        skip -= piece.len();
+                    } else {
+                        slices[count] = io::IoSlice::new(&piece[skip..]);
+                        count += 1;
+                        skip = 0;
+                    }
+                }
+            }
+            let n = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.batch.sent += n;
+        }
+        let plaintext = self.batch.frames.iter().map(|f| f.len).sum();
+        self.batch = InPlaceBatch::default();
+        Poll::Ready(Ok(plaintext))
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for NoiseStream<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.owned {
+            return Poll::Ready(Err(io::Error::other("noise: poll_read after poll_read_owned")));
+        }
         let mut copied = false;
         loop {
             if out.remaining() == 0 {
@@ -398,5 +602,21 @@ impl<S> fmt::Debug for NoiseStream<S> {
             )
             .field("eof", &self.eof)
             .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> crate::yamux::ConnIo for NoiseStream<S> {
+    fn poll_read_owned(&mut self, cx: &mut Context<'_>) -> Option<Poll<io::Result<BytesMut>>> {
+        Some(NoiseStream::poll_read_owned(self, cx))
+    }
+
+    fn poll_write_in_place(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        // Without vectored writes, three pieces per frame would mean three
+        // writes: copying is cheaper then.
+        self.io.is_write_vectored().then(|| NoiseStream::poll_write_in_place(self, cx, buf))
     }
 }

@@ -1,6 +1,8 @@
 use super::*;
 use peerswarm_proto::identity::{ed25519_from_seed, generate, KeyType};
-use peerswarm_proto::noise::{encode_frame_header, CipherError, Established, MAX_PLAINTEXT_LEN};
+use peerswarm_proto::noise::{
+    decode_frame_header, encode_frame_header, CipherError, Established, MAX_PLAINTEXT_LEN,
+};
 use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
 const YAMUX: &str = "/yamux/1.0.0";
@@ -470,4 +472,153 @@ async fn one_cached_static_key_for_many_handshakes() {
         assert_eq!(&got, b"hi");
     }
     assert_eq!(cache_a.get(&a).unwrap().public(), cache_a.get(&a).unwrap().public());
+}
+
+/// Every plaintext byte, through the owned-frame path, until EOF.
+async fn read_owned_to_end(ours: &mut NoiseStream<DuplexStream>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let chunk = std::future::poll_fn(|cx| ours.poll_read_owned(cx)).await?;
+        if chunk.is_empty() {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk);
+    }
+}
+
+#[tokio::test]
+async fn owned_frames_carry_bytes_pipelined_behind_message_3_and_bulk_data() {
+    let (a, b) = keys();
+    let (x, y) = duplex(256 * 1024);
+    let data = pattern(3 << 20, 7);
+    let raw_initiator = async {
+        let (mut io, mut est) = raw_peer(x, Handshake::initiator(&a, None, &[]).unwrap()).await;
+        // Written along with message 3 (the rest follows below).
+        let mut early = Vec::new();
+        est.send.encrypt_frame(b"early ", &mut early).unwrap();
+        est.send.encrypt_frame(b"", &mut early).unwrap();
+        io.write_all(&early).await.unwrap();
+        (io, est)
+    };
+    let ((mut io, mut est), ours) = tokio::join!(raw_initiator, upgrade_inbound(y, &b, &[]));
+    let (mut ours, _) = ours.unwrap();
+    let writer = async {
+        let mut frames = Vec::new();
+        for chunk in data.chunks(MAX_PLAINTEXT_LEN - 1000) {
+            est.send.encrypt_frame(chunk, &mut frames).unwrap();
+        }
+        // Odd write sizes, so frames arrive split across reads.
+        for piece in frames.chunks(40_000) {
+            io.write_all(piece).await.unwrap();
+        }
+        drop(io);
+    };
+    let ((), got) = tokio::join!(writer, read_owned_to_end(&mut ours));
+    let got = got.unwrap();
+    assert_eq!(&got[..6], b"early ");
+    assert!(got[6..] == data[..], "bulk data intact");
+    // The copying path is closed once the owned one is used.
+    assert!(ours.read(&mut [0; 4]).await.is_err());
+}
+
+#[tokio::test]
+async fn owned_frames_report_tampering_and_truncation() {
+    let (mut ours, mut raw, mut est) = ours_vs_raw().await;
+    let mut frames = Vec::new();
+    est.send.encrypt_frame(b"good", &mut frames).unwrap();
+    est.send.encrypt_frame(b"evil", &mut frames).unwrap();
+    *frames.last_mut().unwrap() ^= 0x01;
+    raw.write_all(&frames).await.unwrap();
+    let first = std::future::poll_fn(|cx| ours.poll_read_owned(cx)).await.unwrap();
+    assert_eq!(&first[..], b"good");
+    let err = std::future::poll_fn(|cx| ours.poll_read_owned(cx)).await.unwrap_err();
+    assert_eq!(cipher_error(&err), Some(&CipherError::Decrypt));
+    let again = std::future::poll_fn(|cx| ours.poll_read_owned(cx)).await.unwrap_err();
+    assert_eq!(cipher_error(&again), Some(&CipherError::Decrypt), "the read side stays dead");
+
+    let (mut ours, mut raw, _) = ours_vs_raw().await;
+    raw.write_all(&[0x00, 100]).await.unwrap();
+    raw.write_all(&[0; 10]).await.unwrap();
+    drop(raw);
+    let err = read_owned_to_end(&mut ours).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
+    let (mut ours, mut raw, _) = ours_vs_raw().await;
+    raw.write_all(&[0x00, 0x03, 1, 2, 3]).await.unwrap();
+    let err = read_owned_to_end(&mut ours).await.unwrap_err();
+    assert_eq!(cipher_error(&err), Some(&CipherError::FrameTooShort { len: 3 }));
+}
+
+#[tokio::test]
+async fn frames_sealed_in_place_reach_the_peer_through_a_slow_pipe() {
+    use tokio::io::AsyncWriteExt;
+    let (a, b) = keys();
+    // A 5 000-byte pipe: every batch goes out in many partial writes.
+    let (x, y) = duplex(5_000);
+    let data = pattern(1 << 20, 3);
+    let (raw, ours) = tokio::join!(
+        raw_peer(x, Handshake::initiator(&a, Some(b.public().to_peer_id()), &[]).unwrap()),
+        upgrade_inbound(y, &b, &[])
+    );
+    let (mut raw_io, mut est) = raw;
+    let (mut ours, _) = ours.unwrap();
+    let writer = async {
+        // A copied write first: it must reach the wire before the in-place frames.
+        ours.write_all(b"copied ").await.unwrap();
+        let mut buf = data.clone();
+        let mut at = 0;
+        while at < buf.len() {
+            let n = std::future::poll_fn(|cx| ours.poll_write_in_place(cx, &mut buf[at..])).await.unwrap();
+            assert!(n > 0 && n <= stream::MAX_BATCH_FRAMES * MAX_PLAINTEXT_LEN);
+            at += n;
+        }
+        ours.shutdown().await.unwrap();
+    };
+    let reader = async {
+        let mut wire = Vec::new();
+        raw_io.read_to_end(&mut wire).await.unwrap();
+        let mut plain = Vec::new();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let len = decode_frame_header(rest).unwrap();
+            est.recv.decrypt_frame(&rest[2..2 + len], &mut plain).unwrap();
+            rest = &rest[2 + len..];
+        }
+        plain
+    };
+    let ((), plain) = tokio::join!(writer, reader);
+    assert_eq!(&plain[..7], b"copied ");
+    assert!(plain[7..] == data[..], "every byte, in order");
+}
+
+#[tokio::test]
+async fn idle_connections_hold_no_buffers_on_the_owned_path() {
+    let (a, b) = keys();
+    let (ra, rb) = connect(&a, &b, &[], &[]).await;
+    let (mut x, mut y) = (ra.unwrap().0, rb.unwrap().0);
+    for round in 0..3u8 {
+        x.write_all(&[round; 32]).await.unwrap();
+        x.flush().await.unwrap();
+        let ping = std::future::poll_fn(|cx| y.poll_read_owned(cx)).await.unwrap();
+        assert_eq!(&ping[..], &[round; 32]);
+    }
+    assert_eq!(y.buffer_capacity(), 0, "after small exchanges");
+    // A burst uses the big buffer, and a quiet spell after light traffic
+    // gives it back.
+    let burst = async {
+        x.write_all(&pattern(1 << 20, 1)).await.unwrap();
+        x.flush().await.unwrap();
+    };
+    let drain = async {
+        let mut got = 0;
+        while got < 1 << 20 {
+            got += std::future::poll_fn(|cx| y.poll_read_owned(cx)).await.unwrap().len();
+        }
+    };
+    tokio::join!(burst, drain);
+    x.write_all(b"quiet").await.unwrap();
+    x.flush().await.unwrap();
+    let last = std::future::poll_fn(|cx| y.poll_read_owned(cx)).await.unwrap();
+    assert_eq!(&last[..], b"quiet");
+    assert_eq!(y.buffer_capacity(), 0, "after the burst");
 }
