@@ -14,7 +14,9 @@
 //!
 //! Rounds run in two places. The spawned driver task runs them when the
 //! I/O, a timer or a handle wakes it. A stream's task runs them inline when
-//! it wrote, or found nothing to read, and the I/O lock is free: the bytes
+//! it wrote at least 32 KiB, found nothing to read, or returned window
+//! credit, and the I/O lock is free (smaller writes go to the driver, which
+//! sends a reply and its FIN in one write): the bytes
 //! then move without a hand-off to another task and back, the hand-off
 //! that cost most of the CPU beyond the cipher in a bulk transfer. Inline
 //! rounds poll the I/O with the driver's waker, so readiness always reaches

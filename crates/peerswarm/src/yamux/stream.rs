@@ -12,6 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::{take_waker, Inner};
 
+/// A write that leaves at least this much queued is sent inline, in the
+/// writer's task (see `Inner::drive_inline`): bulk data then moves without
+/// a hand-off, while small writes still coalesce in the driver.
+const INLINE_WRITE_MIN: usize = 32 * 1024;
+
 /// One yamux stream: `AsyncRead + AsyncWrite`.
 ///
 /// * Reads return data, then `Ok(0)` after the peer's FIN; after the peer's
@@ -166,8 +171,14 @@ impl AsyncWrite for Stream {
                     return Poll::Pending;
                 }
                 Ok(n) => {
-                    drop(sh);
-                    self.inner.drive();
+                    if sh.session.queued_transmit() >= INLINE_WRITE_MIN {
+                        drop(sh);
+                        self.inner.drive();
+                    } else {
+                        // Small writes go to the driver, which sends the
+                        // writes of one burst (a reply, then FIN) together.
+                        sh.wake_driver();
+                    }
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) => return Poll::Ready(Err(to_io(e))),
@@ -183,8 +194,9 @@ impl AsyncWrite for Stream {
         if self.locally_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let res = self.inner.lock().session.close_write(self.id).map_err(to_io);
-        self.inner.drive();
+        let mut sh = self.inner.lock();
+        let res = sh.session.close_write(self.id).map_err(to_io);
+        sh.wake_driver();
         Poll::Ready(res)
     }
 }
