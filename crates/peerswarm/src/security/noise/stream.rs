@@ -30,10 +30,13 @@ const MIN_READ: usize = 16 * 1024;
 const PROBE_LEN: usize = 4 * 1024;
 
 /// Allocation size of the owned-frame read buffer (see
-/// [`NoiseStream::poll_read_owned`]): large, so that by the time it is used
-/// up the frames handed out of it have usually been read and dropped, and
-/// the allocation is reused instead of a fresh one faulted in.
-const BULK_LEN: usize = 8 * MAX_WIRE_FRAME;
+/// [`NoiseStream::poll_read_owned`]).
+pub(super) const BULK_LEN: usize = 4 * MAX_WIRE_FRAME;
+
+/// Used-up read buffers kept for reuse while data flows: a fresh allocation
+/// of this size comes from the kernel as zeroed pages, and faulting them in
+/// cost more than a tenth of the receiver's CPU.
+pub(super) const BULK_POOL: usize = 2;
 
 /// A fill smaller than this is "light traffic": once the buffer drains, it
 /// is released rather than kept for the next burst.
@@ -218,6 +221,11 @@ pub struct NoiseStream<S> {
     /// Ciphertext for [`NoiseStream::poll_read_owned`], whose frames are
     /// split off and decrypted in place. Empty (no allocation) when idle.
     bulk: BytesMut,
+    /// Earlier `bulk` allocations, each held by one empty handle, reused
+    /// once every frame cut from them has been dropped.
+    pool: Vec<BytesMut>,
+    /// `bulk` is a [`BULK_LEN`] allocation (not a light read's few bytes).
+    bulk_full_size: bool,
     /// The owned-frame path is in use: `rbuf` and `plain` are drained.
     owned: bool,
     /// Frames sealed in the caller's buffer by
@@ -259,6 +267,8 @@ impl<S> NoiseStream<S> {
             wpos: 0,
             write_error: None,
             bulk: BytesMut::new(),
+            pool: Vec::new(),
+            bulk_full_size: false,
             owned: false,
             batch: InPlaceBatch::default(),
         }
@@ -276,7 +286,8 @@ impl<S> NoiseStream<S> {
     /// Heap bytes held by the read and write buffers.
     #[cfg(test)]
     pub(super) fn buffer_capacity(&self) -> usize {
-        self.rbuf.capacity() + self.wbuf.capacity() + self.bulk.capacity()
+        // Pooled allocations are all full-size.
+        self.rbuf.capacity() + self.wbuf.capacity() + self.bulk.capacity() + self.pool.len() * BULK_LEN
     }
 
     /// Decrypts the next complete frame in the read buffer, if there is
@@ -336,6 +347,31 @@ impl<S: AsyncWrite + Unpin> NoiseStream<S> {
     }
 }
 
+impl<S> NoiseStream<S> {
+    /// Gives `bulk` room for a read of at least [`MIN_READ`] and for a
+    /// frame of `needed` bytes, keeping its unconsumed bytes: in the current
+    /// allocation or a pooled one if every frame cut from it is gone,
+    /// otherwise in a new one; the used-up allocation joins the pool.
+    fn refill_bulk(&mut self, needed: usize) {
+        let want = BULK_LEN.max(needed);
+        if self.bulk.try_reclaim(want) {
+            return;
+        }
+        let reusable = self.pool.iter_mut().position(|b| b.try_reclaim(want));
+        let mut next = match reusable {
+            Some(i) => self.pool.swap_remove(i),
+            None => BytesMut::with_capacity(want),
+        };
+        next.extend_from_slice(&self.bulk);
+        let mut used = std::mem::replace(&mut self.bulk, next);
+        // Only full-size allocations are worth keeping (not a light read's).
+        if std::mem::replace(&mut self.bulk_full_size, true) && self.pool.len() < BULK_POOL {
+            used.clear();
+            self.pool.push(used);
+        }
+    }
+}
+
 impl<S: AsyncRead + Unpin> NoiseStream<S> {
     /// Reads the plaintext of the next frame as an owned buffer: the frame
     /// is split off the read buffer and decrypted in place, so the bytes are
@@ -370,6 +406,8 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                             if self.bulk.is_empty() && self.rbuf.light {
                                 // Light traffic: hold no buffer while idle.
                                 self.bulk = BytesMut::new();
+                                self.bulk_full_size = false;
+                                self.pool = Vec::new();
                             }
                             if n > 0 {
                                 return Poll::Ready(Ok(frame));
@@ -402,14 +440,13 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                 if !self.rbuf.light {
                     self.bulk.reserve(BULK_LEN);
                 }
+                self.bulk_full_size = !self.rbuf.light;
                 self.bulk.extend_from_slice(read_buf.filled());
                 n
             } else {
                 let spare = self.bulk.capacity() - self.bulk.len();
                 if spare < MIN_READ || self.bulk.len() + spare < needed {
-                    // Reuses the allocation once every frame cut from it
-                    // has been dropped.
-                    self.bulk.reserve(BULK_LEN.max(needed));
+                    self.refill_bulk(needed);
                 }
                 // `read_buf` is stateless between polls, so a fresh future
                 // per poll reads into the spare capacity without zeroing it.

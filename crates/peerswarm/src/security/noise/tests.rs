@@ -513,8 +513,22 @@ async fn owned_frames_carry_bytes_pipelined_behind_message_3_and_bulk_data() {
         }
         drop(io);
     };
-    let ((), got) = tokio::join!(writer, read_owned_to_end(&mut ours));
-    let got = got.unwrap();
+    let reader = async {
+        let mut got = Vec::new();
+        let mut most_held = 0;
+        loop {
+            let chunk = std::future::poll_fn(|cx| ours.poll_read_owned(cx)).await.unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            got.extend_from_slice(&chunk);
+            most_held = most_held.max(ours.buffer_capacity());
+        }
+        // Read buffers stay bounded: the current one plus the pool.
+        assert!(most_held <= (1 + stream::BULK_POOL) * stream::BULK_LEN, "held {most_held}");
+        got
+    };
+    let ((), got) = tokio::join!(writer, reader);
     assert_eq!(&got[..6], b"early ");
     assert!(got[6..] == data[..], "bulk data intact");
     // The copying path is closed once the owned one is used.
