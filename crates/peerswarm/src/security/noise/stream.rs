@@ -226,6 +226,8 @@ pub struct NoiseStream<S> {
     pool: Vec<BytesMut>,
     /// `bulk` is a [`BULK_LEN`] allocation (not a light read's few bytes).
     bulk_full_size: bool,
+    /// The last read into `bulk` was small: release it once it drains.
+    bulk_light: bool,
     /// The owned-frame path is in use: `rbuf` and `plain` are drained.
     owned: bool,
     /// Frames sealed in the caller's buffer by
@@ -269,6 +271,7 @@ impl<S> NoiseStream<S> {
             bulk: BytesMut::new(),
             pool: Vec::new(),
             bulk_full_size: false,
+            bulk_light: true,
             owned: false,
             batch: InPlaceBatch::default(),
         }
@@ -403,7 +406,7 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                             let n = plaintext.len();
                             frame.advance(FRAME_HEADER_LEN);
                             frame.truncate(n);
-                            if self.bulk.is_empty() && self.rbuf.light {
+                            if self.bulk.is_empty() && self.bulk_light {
                                 // Light traffic: hold no buffer while idle.
                                 self.bulk = BytesMut::new();
                                 self.bulk_full_size = false;
@@ -436,11 +439,11 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                 let mut read_buf = ReadBuf::new(&mut probe);
                 ready!(Pin::new(&mut self.io).poll_read(cx, &mut read_buf))?;
                 let n = read_buf.filled().len();
-                self.rbuf.light = n < PROBE_LEN;
-                if !self.rbuf.light {
+                self.bulk_light = n < PROBE_LEN;
+                if !self.bulk_light {
                     self.bulk.reserve(BULK_LEN);
                 }
-                self.bulk_full_size = !self.rbuf.light;
+                self.bulk_full_size = !self.bulk_light;
                 self.bulk.extend_from_slice(read_buf.filled());
                 n
             } else {
@@ -453,7 +456,7 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                 let read = self.io.read_buf(&mut self.bulk);
                 tokio::pin!(read);
                 let n = ready!(read.poll(cx))?;
-                self.rbuf.light = n < LIGHT_FILL;
+                self.bulk_light = n < LIGHT_FILL;
                 n
             };
             if n == 0 {
