@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
@@ -33,10 +34,60 @@ const PROBE_LEN: usize = 4 * 1024;
 /// [`NoiseStream::poll_read_owned`]).
 pub(super) const BULK_LEN: usize = 4 * MAX_WIRE_FRAME;
 
-/// Used-up read buffers kept for reuse while data flows: a fresh allocation
-/// of this size comes from the kernel as zeroed pages, and faulting them in
-/// cost more than a tenth of the receiver's CPU.
-pub(super) const BULK_POOL: usize = 2;
+/// Most used-up read buffers the process keeps for reuse (4 MiB).
+///
+/// A fresh allocation of [`BULK_LEN`] comes from the kernel as zeroed pages,
+/// and faulting them in cost about a tenth of a receiver's CPU. Buffers are
+/// kept process-wide rather than per connection, so a connection that goes
+/// quiet holds none, yet its next burst (or another connection's) reuses
+/// them instead of faulting in new ones.
+pub(super) const BULK_CACHE_LEN: usize = 16;
+
+/// Used-up read buffers, process-wide (see [`BULK_CACHE_LEN`]).
+static BULK_CACHE: BulkCache = BulkCache::new();
+
+/// A bounded set of empty read-buffer handles. An allocation is reused once
+/// every frame split off it has been dropped (the handle is then unique).
+pub(super) struct BulkCache(Mutex<Vec<BytesMut>>);
+
+impl BulkCache {
+    pub(super) const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Vec<BytesMut>> {
+        // The cache holds no invariant a panicking holder could break.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A buffer with room for `want` bytes: a cached one whose frames are
+    /// all gone, or a new one.
+    pub(super) fn take(&self, want: usize) -> BytesMut {
+        let mut slots = self.slots();
+        match slots.iter_mut().position(|b| b.try_reclaim(want)) {
+            Some(i) => slots.swap_remove(i),
+            None => {
+                drop(slots);
+                BytesMut::with_capacity(want)
+            }
+        }
+    }
+
+    /// Keeps a used-up full-size buffer (frames cut from it may still be
+    /// alive), or frees it if the cache is full.
+    pub(super) fn recycle(&self, mut used: BytesMut) {
+        used.clear();
+        let mut slots = self.slots();
+        if slots.len() < BULK_CACHE_LEN {
+            slots.push(used);
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.slots().len()
+    }
+}
 
 /// A fill smaller than this is "light traffic": once the buffer drains, it
 /// is released rather than kept for the next burst.
@@ -221,10 +272,8 @@ pub struct NoiseStream<S> {
     /// Ciphertext for [`NoiseStream::poll_read_owned`], whose frames are
     /// split off and decrypted in place. Empty (no allocation) when idle.
     bulk: BytesMut,
-    /// Earlier `bulk` allocations, each held by one empty handle, reused
-    /// once every frame cut from them has been dropped.
-    pool: Vec<BytesMut>,
-    /// `bulk` is a [`BULK_LEN`] allocation (not a light read's few bytes).
+    /// `bulk` is a [`BULK_LEN`] allocation (not a light read's few bytes),
+    /// worth recycling.
     bulk_full_size: bool,
     /// The last read into `bulk` was small: release it once it drains.
     bulk_light: bool,
@@ -269,7 +318,6 @@ impl<S> NoiseStream<S> {
             wpos: 0,
             write_error: None,
             bulk: BytesMut::new(),
-            pool: Vec::new(),
             bulk_full_size: false,
             bulk_light: true,
             owned: false,
@@ -289,8 +337,7 @@ impl<S> NoiseStream<S> {
     /// Heap bytes held by the read and write buffers.
     #[cfg(test)]
     pub(super) fn buffer_capacity(&self) -> usize {
-        // Pooled allocations are all full-size.
-        self.rbuf.capacity() + self.wbuf.capacity() + self.bulk.capacity() + self.pool.len() * BULK_LEN
+        self.rbuf.capacity() + self.wbuf.capacity() + self.bulk.capacity()
     }
 
     /// Decrypts the next complete frame in the read buffer, if there is
@@ -353,24 +400,27 @@ impl<S: AsyncWrite + Unpin> NoiseStream<S> {
 impl<S> NoiseStream<S> {
     /// Gives `bulk` room for a read of at least [`MIN_READ`] and for a
     /// frame of `needed` bytes, keeping its unconsumed bytes: in the current
-    /// allocation or a pooled one if every frame cut from it is gone,
-    /// otherwise in a new one; the used-up allocation joins the pool.
+    /// allocation if every frame cut from it is gone, otherwise in a cached
+    /// or new one; the used-up allocation goes to the cache.
     fn refill_bulk(&mut self, needed: usize) {
         let want = BULK_LEN.max(needed);
         if self.bulk.try_reclaim(want) {
             return;
         }
-        let reusable = self.pool.iter_mut().position(|b| b.try_reclaim(want));
-        let mut next = match reusable {
-            Some(i) => self.pool.swap_remove(i),
-            None => BytesMut::with_capacity(want),
-        };
+        let mut next = BULK_CACHE.take(want);
         next.extend_from_slice(&self.bulk);
-        let mut used = std::mem::replace(&mut self.bulk, next);
+        let used = std::mem::replace(&mut self.bulk, next);
         // Only full-size allocations are worth keeping (not a light read's).
-        if std::mem::replace(&mut self.bulk_full_size, true) && self.pool.len() < BULK_POOL {
-            used.clear();
-            self.pool.push(used);
+        if std::mem::replace(&mut self.bulk_full_size, true) {
+            BULK_CACHE.recycle(used);
+        }
+    }
+
+    /// Light traffic: holds no read buffer until bytes arrive again.
+    fn release_bulk(&mut self) {
+        let used = std::mem::take(&mut self.bulk);
+        if std::mem::replace(&mut self.bulk_full_size, false) {
+            BULK_CACHE.recycle(used);
         }
     }
 }
@@ -407,10 +457,7 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                             frame.advance(FRAME_HEADER_LEN);
                             frame.truncate(n);
                             if self.bulk.is_empty() && self.bulk_light {
-                                // Light traffic: hold no buffer while idle.
-                                self.bulk = BytesMut::new();
-                                self.bulk_full_size = false;
-                                self.pool = Vec::new();
+                                self.release_bulk();
                             }
                             if n > 0 {
                                 return Poll::Ready(Ok(frame));
@@ -441,7 +488,7 @@ impl<S: AsyncRead + Unpin> NoiseStream<S> {
                 let n = read_buf.filled().len();
                 self.bulk_light = n < PROBE_LEN;
                 if !self.bulk_light {
-                    self.bulk.reserve(BULK_LEN);
+                    self.bulk = BULK_CACHE.take(BULK_LEN);
                 }
                 self.bulk_full_size = !self.bulk_light;
                 self.bulk.extend_from_slice(read_buf.filled());
@@ -626,6 +673,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+impl<S> Drop for NoiseStream<S> {
+    fn drop(&mut self) {
+        // A connection closed mid-transfer leaves its buffer to the next.
+        if self.bulk_full_size {
+            BULK_CACHE.recycle(std::mem::take(&mut self.bulk));
+        }
     }
 }
 

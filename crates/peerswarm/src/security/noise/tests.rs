@@ -524,8 +524,8 @@ async fn owned_frames_carry_bytes_pipelined_behind_message_3_and_bulk_data() {
             got.extend_from_slice(&chunk);
             most_held = most_held.max(ours.buffer_capacity());
         }
-        // Read buffers stay bounded: the current one plus the pool.
-        assert!(most_held <= (1 + stream::BULK_POOL) * stream::BULK_LEN, "held {most_held}");
+        // One read buffer at a time; used-up ones go to the bounded cache.
+        assert!(most_held <= stream::BULK_LEN, "held {most_held}");
         got
     };
     let ((), got) = tokio::join!(writer, reader);
@@ -635,4 +635,33 @@ async fn idle_connections_hold_no_buffers_on_the_owned_path() {
     let last = std::future::poll_fn(|cx| y.poll_read_owned(cx)).await.unwrap();
     assert_eq!(&last[..], b"quiet");
     assert_eq!(y.buffer_capacity(), 0, "after the burst");
+}
+
+#[test]
+fn read_buffer_cache_reuses_only_buffers_no_frame_holds() {
+    let cache = stream::BulkCache::new();
+    let mut buf = cache.take(stream::BULK_LEN);
+    let base = buf.as_ptr();
+    buf.extend_from_slice(&[7; 1000]);
+    let frame = buf.split_to(600).freeze();
+    cache.recycle(buf);
+    // A frame split off the buffer is still alive: its bytes must not be
+    // overwritten, so the allocation is not handed out again.
+    let other = cache.take(stream::BULK_LEN);
+    assert_ne!(other.as_ptr(), base);
+    assert_eq!(cache.len(), 1);
+    drop(frame);
+    let again = cache.take(stream::BULK_LEN);
+    assert_eq!(again.as_ptr(), base, "the allocation is reused once its frames are gone");
+    assert!(again.is_empty() && again.capacity() >= stream::BULK_LEN);
+    assert_eq!(cache.len(), 0);
+}
+
+#[test]
+fn read_buffer_cache_is_bounded() {
+    let cache = stream::BulkCache::new();
+    for _ in 0..stream::BULK_CACHE_LEN + 5 {
+        cache.recycle(bytes::BytesMut::with_capacity(stream::BULK_LEN));
+    }
+    assert_eq!(cache.len(), stream::BULK_CACHE_LEN);
 }
