@@ -33,6 +33,10 @@ const WRITE_BATCH: usize = 512 * 1024;
 const POLL_BUDGET: usize = 32;
 /// Rounds a stream's task runs inline before leaving the rest to the driver.
 const INLINE_ROUNDS: usize = 4;
+/// The driver hands collected wake-ups out (by yielding) at least every
+/// this many rounds, each of which reads at most one chunk, so a reader
+/// waits for a few frames at most.
+const WAKE_ROUNDS: usize = 4;
 /// How long a closing connection may take to flush its go-away.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -177,7 +181,9 @@ impl Inner {
             // Not started yet (it will run), or ended.
             _ => false,
         };
+        let wakes = std::mem::take(&mut io.wakes);
         drop(io);
+        wakes.into_iter().for_each(Waker::wake);
         if self.driver_waiting.swap(false, Ordering::SeqCst) {
             self.lock().wake_driver_now();
         }
@@ -265,6 +271,7 @@ impl Connection {
                 write_buf: Vec::new(),
                 written: 0,
                 needs_flush: false,
+                wakes: Vec::new(),
                 timer: None,
                 close_deadline: None,
             }),
@@ -457,6 +464,12 @@ struct IoState {
     write_buf: Vec<u8>,
     written: usize,
     needs_flush: bool,
+    /// Stream tasks to wake (new data, window, reset), collected by rounds
+    /// and woken once the I/O lock is released: a task woken earlier would
+    /// run, on the other core, into the locks its waker still holds (and
+    /// often preempt it), and a woken reader finding the I/O free can pull
+    /// the next frames in itself.
+    wakes: Vec<Waker>,
     timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
     close_deadline: Option<Instant>,
 }
@@ -497,18 +510,29 @@ impl Future for Driver {
         if !io.driver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             io.driver_waker = Some(cx.waker().clone());
         }
-        for _ in 0..POLL_BUDGET {
+        let mut poll = Poll::Pending;
+        for round in 1..=POLL_BUDGET {
             match io.round(inner, cx, true) {
-                Ok(true) => continue,
-                Ok(false) => return Poll::Pending,
+                // Streams with new data or window are woken every few
+                // rounds, by yielding: see `IoState::wakes`.
+                Ok(true) if round % WAKE_ROUNDS == 0 && !io.wakes.is_empty() => {
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                Ok(true) if round == POLL_BUDGET => cx.waker().wake_by_ref(),
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(e) => {
                     io.finish(inner, e);
-                    return Poll::Ready(());
+                    poll = Poll::Ready(());
+                    break;
                 }
             }
         }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        let wakes = std::mem::take(&mut io.wakes);
+        drop(io);
+        wakes.into_iter().for_each(Waker::wake);
+        poll
     }
 }
 
@@ -573,7 +597,7 @@ impl IoState {
             if sh.session.poll_timeout().is_some_and(|t| t <= now) {
                 sh.session.handle_timeout(now);
             }
-            dispatch_events(inner, &mut sh);
+            dispatch_events(inner, &mut sh, &mut self.wakes);
             if self.written == self.write_buf.len() {
                 self.write_buf.clear();
                 self.written = 0;
@@ -778,30 +802,20 @@ fn pinned(io: &mut Option<Box<dyn ConnIo>>) -> Result<Pin<&mut (dyn ConnIo + 'st
     pinned_io(io).map_err(|_| ConnectionError::Closed)
 }
 
-fn dispatch_events(inner: &Inner, sh: &mut Shared) {
+/// Hands the session's events out; the stream wakers go to `wakes` (see
+/// `IoState::wakes`).
+fn dispatch_events(inner: &Inner, sh: &mut Shared, wakes: &mut Vec<Waker>) {
     while let Some(event) = sh.session.poll_event() {
         match event {
             Event::InboundStream(id) => {
                 sh.accept_queue.push_back(id);
                 inner.accept_notify.notify_waiters();
             }
-            Event::StreamReadable(id) => {
-                if let Some(w) = take_waker(&mut sh.read_wakers, id) {
-                    w.wake();
-                }
-            }
-            Event::StreamWritable(id) => {
-                if let Some(w) = take_waker(&mut sh.write_wakers, id) {
-                    w.wake();
-                }
-            }
+            Event::StreamReadable(id) => wakes.extend(take_waker(&mut sh.read_wakers, id)),
+            Event::StreamWritable(id) => wakes.extend(take_waker(&mut sh.write_wakers, id)),
             Event::StreamReset(id) => {
-                if let Some(w) = take_waker(&mut sh.read_wakers, id) {
-                    w.wake();
-                }
-                if let Some(w) = take_waker(&mut sh.write_wakers, id) {
-                    w.wake();
-                }
+                wakes.extend(take_waker(&mut sh.read_wakers, id));
+                wakes.extend(take_waker(&mut sh.write_wakers, id));
             }
             Event::GoAway(_) => inner.open_notify.notify_waiters(),
             Event::Closed(_) => wake_everyone(inner, sh),

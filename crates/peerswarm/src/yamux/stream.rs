@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::Bytes;
 use peerswarm_proto::yamux::StreamError;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -16,6 +17,10 @@ use super::connection::{take_waker, Inner};
 /// writer's task (see `Inner::drive_inline`): bulk data then moves without
 /// a hand-off, while small writes still coalesce in the driver.
 const INLINE_WRITE_MIN: usize = 32 * 1024;
+
+/// Most received chunks one read takes (a chunk is usually a whole Noise
+/// frame's payload, so a 64 KiB read needs two or three).
+const READ_CHUNKS: usize = 4;
 
 /// One yamux stream: `AsyncRead + AsyncWrite`.
 ///
@@ -122,30 +127,58 @@ impl AsyncRead for Stream {
         // `Inner::drive_inline`), then look again.
         let mut pulled = false;
         loop {
+            // Chunks are taken under the lock and copied after it: the
+            // driver, delivering the next frames, is not kept waiting for a
+            // reader's memcpy.
+            let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
+            let mut taken = 0;
+            let mut end = None;
             let mut sh = self.inner.lock();
-            let dst = buf.initialize_unfilled();
-            match sh.session.read(self.id, dst, Instant::now()) {
-                Ok(Some(n)) => {
-                    buf.advance(n);
-                    let credit = sh.session.has_transmit();
-                    drop(sh);
-                    if credit {
-                        self.inner.drive();
+            let room = buf.remaining();
+            let now = Instant::now();
+            for slot in chunks.iter_mut() {
+                if taken == room && room > 0 {
+                    break;
+                }
+                match sh.session.read_chunk(self.id, room - taken, now) {
+                    Ok(Some(chunk)) if chunk.is_empty() => {
+                        end = Some(Ok(()));
+                        break;
                     }
-                    return Poll::Ready(Ok(()));
+                    Ok(Some(chunk)) => {
+                        taken += chunk.len();
+                        *slot = chunk;
+                    }
+                    Ok(None) => break,
+                    // Delivered after the data already taken, if any.
+                    Err(e) => {
+                        end = Some(Err(to_io(e)));
+                        break;
+                    }
                 }
-                Ok(None) if !pulled => {
-                    drop(sh);
-                    pulled = true;
-                    // If the I/O is busy, its holder delivers and wakes us.
-                    self.inner.drive_inline();
-                }
-                Ok(None) => {
-                    sh.read_wakers.insert(self.id, cx.waker().clone());
-                    return Poll::Pending;
-                }
-                Err(e) => return Poll::Ready(Err(to_io(e))),
             }
+            if taken > 0 {
+                let credit = sh.session.has_transmit();
+                drop(sh);
+                for chunk in chunks.iter().take_while(|c| !c.is_empty()) {
+                    buf.put_slice(chunk);
+                }
+                if credit {
+                    self.inner.drive();
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(end) = end {
+                return Poll::Ready(end);
+            }
+            if pulled {
+                sh.read_wakers.insert(self.id, cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(sh);
+            pulled = true;
+            // If the I/O is busy, its holder delivers and wakes us.
+            self.inner.drive_inline();
         }
     }
 }

@@ -74,6 +74,66 @@ async fn echo_round_trip(client: &Connection, data: Vec<u8>) {
     assert!(got == expected, "echo differs");
 }
 
+/// A read takes bytes from several received chunks and never more than the
+/// buffer holds; buffered data comes before EOF, and EOF repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_of_any_size_see_every_byte_then_eof() {
+    let (client, server) = pair_tcp().await;
+    let data = pattern(700_000, 3);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        let mut s = client.open_stream().await.unwrap();
+        // Writes of odd sizes: received chunks do not line up with reads.
+        for (i, piece) in sent.chunks(33_333).enumerate() {
+            s.write_all(piece).await.unwrap();
+            if i % 5 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        s.close_write().await.unwrap();
+        (client, s)
+    });
+    let mut s = server.accept_stream().await.unwrap();
+    // Let several chunks pile up before the first read.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sizes = [1, 7, 4096, 70_000, 131_072, 3];
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 131_072];
+    for i in 0.. {
+        let want = sizes[i % sizes.len()];
+        let n = s.read(&mut buf[..want]).await.unwrap();
+        assert!(n <= want);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "bytes differ");
+    assert_eq!(s.read(&mut buf).await.unwrap(), 0, "EOF repeats");
+    let _keep = writer.await.unwrap();
+}
+
+/// A peer's reset arriving behind data ends reading with `ConnectionReset`,
+/// never with a clean EOF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_after_data_fails_the_read() {
+    let (client, server) = pair_tcp().await;
+    let mut c = client.open_stream().await.unwrap();
+    c.write_all(&pattern(200_000, 4)).await.unwrap();
+    let mut s = server.accept_stream().await.unwrap();
+    let mut first = [0u8; 10];
+    s.read_exact(&mut first).await.unwrap();
+    c.reset();
+    let err = loop {
+        match s.read(&mut [0u8; 4096]).await {
+            Ok(n) => assert!(n > 0, "EOF instead of a reset"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_64_mib_over_duplex() {
     let (client, server) = pair_duplex(64 * 1024);
