@@ -623,7 +623,14 @@ impl Swarm {
             }
             state.listeners.iter().map(|l| l.addr.clone()).collect::<Vec<_>>()
         };
-        let interfaces = interface_ips();
+        let unspecified = |addr: &Multiaddr| match addr.iter().next() {
+            Some(Protocol::Ip4(ip)) => ip.is_unspecified(),
+            Some(Protocol::Ip6(ip)) => ip.is_unspecified(),
+            _ => false,
+        };
+        // Listing interfaces takes a few netlink round trips (about 2 ms,
+        // blocking): only when there is something to expand.
+        let interfaces = if listen.iter().any(unspecified) { interface_ips() } else { Vec::new() };
         let mut out = Vec::new();
         for addr in listen {
             let mut parts = addr.iter();
