@@ -665,6 +665,29 @@ fn cipher(driver: &Driver, report: &mut Report) {
             }
         }
     }
+
+    // For reading the ceiling, not a target: the cipher as a transfer runs
+    // it, sealing on one core while the other opens, on data out of L1.
+    let both: Vec<_> = (0..driver.sizes.rounds.max(3))
+        .map(|_| crypto::measure_concurrent(driver.sizes.cipher_bytes / 2))
+        .collect();
+    let seal_both = 1e9 / both.iter().map(|r| r.seal_bytes_per_sec).fold(0.0, f64::max);
+    let open_both = 1e9 / both.iter().map(|r| r.open_bytes_per_sec).fold(0.0, f64::max);
+    refs.push((
+        "ChaCha20-Poly1305 seal and open at once on both cores, 16-frame spans (best run)".into(),
+        format!("seal {} ns/B, open {} ns/B", num(seal_both), num(open_both)),
+    ));
+    if let Some(tcp) = tcp_ns {
+        let busy_ceiling = tcp + seal_both + open_both;
+        let measured = cpu.and_then(|m| m.summary("peerswarm")).map(|s| s.median);
+        refs.push((
+            "Same ceiling with the both-cores cipher rates (informational)".into(),
+            match measured {
+                Some(m) => format!("{} ns/B; peerswarm at {}×", num(busy_ceiling), num(busy_ceiling / m)),
+                None => format!("{} ns/B", num(busy_ceiling)),
+            },
+        ));
+    }
 }
 
 /// The targets, from the metrics.
