@@ -97,7 +97,7 @@ pub fn measure_concurrent(total: u64) -> CipherRates {
                 let _ = key.seal_in_place_separate_tag(nonce(), Aad::empty(), frame).expect("frame fits");
                 tags.push([a_to_b, b_to_a]);
             }
-            let mut round = vec![0usize; SPAN_FRAMES];
+            let mut round = [0usize; SPAN_FRAMES];
             start.wait();
             let started = Instant::now();
             for i in 0..frames as usize {

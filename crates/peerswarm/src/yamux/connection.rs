@@ -37,6 +37,9 @@ const INLINE_ROUNDS: usize = 4;
 /// this many rounds, each of which reads at most one chunk, so a reader
 /// waits for a few frames at most.
 const WAKE_ROUNDS: usize = 4;
+/// Turns a stream's task takes for a driver that found the I/O busy (see
+/// `Inner::drive_inline`) before it wakes the driver instead.
+const TAKEN_TURNS: usize = 2;
 /// How long a closing connection may take to flush its go-away.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -157,37 +160,32 @@ impl Inner {
     /// task, which then does the work, or the driver has not started).
     pub(super) fn drive_inline(&self) -> bool {
         let Some(mut io) = self.try_lock_io() else { return false };
-        let ran = match io.driver_waker.clone() {
-            Some(waker) if io.io.is_some() => {
-                let mut cx = Context::from_waker(&waker);
-                for round in 1.. {
-                    match io.round(self, &mut cx, false) {
-                        Ok(false) => break,
-                        Ok(true) if round < INLINE_ROUNDS => {}
-                        Ok(true) => {
-                            // More to do: the driver carries on.
-                            waker.wake_by_ref();
-                            break;
-                        }
-                        Err(e) => {
-                            io.finish(self, e);
-                            waker.wake_by_ref();
-                            break;
-                        }
-                    }
-                }
-                true
+        let mut ran = false;
+        let mut turns_taken = 0;
+        loop {
+            let started = io.run_inline(self);
+            ran |= started;
+            let wakes = std::mem::take(&mut io.wakes);
+            drop(io);
+            wakes.into_iter().for_each(Waker::wake);
+            if !self.driver_waiting.swap(false, Ordering::SeqCst) {
+                return ran;
             }
-            // Not started yet (it will run), or ended.
-            _ => false,
-        };
-        let wakes = std::mem::take(&mut io.wakes);
-        drop(io);
-        wakes.into_iter().for_each(Waker::wake);
-        if self.driver_waiting.swap(false, Ordering::SeqCst) {
-            self.lock().wake_driver_now();
+            // The driver was woken while we held the I/O (most often by
+            // readiness for bytes our next round handles anyway) and now
+            // waits for us. Taking its turn here saves a context switch;
+            // woken, it would mostly find the I/O busy again.
+            let next = if started && turns_taken < TAKEN_TURNS { self.try_lock_io() } else { None };
+            let Some(next) = next else {
+                self.lock().wake_driver_now();
+                return ran;
+            };
+            io = next;
+            turns_taken += 1;
+            // The wake-up spent on the busy lock is ours now: let the next
+            // `wake_driver` through (what came before, this turn sees).
+            self.lock().driver_notified = false;
         }
-        ran
     }
 
     /// [`Inner::drive_inline`], or else wakes the driver.
@@ -537,6 +535,33 @@ impl Future for Driver {
 }
 
 impl IoState {
+    /// Up to [`INLINE_ROUNDS`] rounds in a stream's task, polling the I/O
+    /// with the driver's waker; `false` if the driver has not started or
+    /// the connection has ended.
+    fn run_inline(&mut self, inner: &Inner) -> bool {
+        let Some(waker) = self.driver_waker.clone().filter(|_| self.io.is_some()) else {
+            return false;
+        };
+        let mut cx = Context::from_waker(&waker);
+        for round in 1.. {
+            match self.round(inner, &mut cx, false) {
+                Ok(false) => break,
+                Ok(true) if round < INLINE_ROUNDS => {}
+                Ok(true) => {
+                    // More to do: the driver carries on.
+                    waker.wake_by_ref();
+                    break;
+                }
+                Err(e) => {
+                    self.finish(inner, e);
+                    waker.wake_by_ref();
+                    break;
+                }
+            }
+        }
+        true
+    }
+
     /// One round; `Ok(true)` if progress was made. `by_driver` is false for
     /// a round run inline by a stream's task: `cx` then holds the driver's
     /// waker, and timers and the shutdown are left to the driver.

@@ -150,6 +150,51 @@ async fn echo_64_mib_over_tcp() {
     echo_round_trip(&client, pattern(64 * MIB, 2)).await;
 }
 
+/// A bulk writer keeps the I/O busy in its own task, so the driver often
+/// finds it locked and the writer takes the driver's turn (see
+/// `Inner::drive_inline`): small writes on another stream, which only wake
+/// the driver, must still go out, in both directions, until the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_echoes_flow_while_a_bulk_writer_holds_the_io() {
+    let (client, server) = pair_tcp().await;
+    spawn_echo_server(server);
+    let bulk_client = client.clone();
+    let bulk = tokio::spawn(async move {
+        let mut s = bulk_client.open_stream().await.unwrap();
+        let (mut rd, mut wr) = tokio::io::split(&mut s);
+        let data = pattern(64 * MIB, 3);
+        let echoed = async {
+            let mut back = Vec::with_capacity(data.len());
+            rd.read_to_end(&mut back).await.unwrap();
+            back
+        };
+        let send = async {
+            for chunk in data.chunks(64 * 1024) {
+                wr.write_all(chunk).await.unwrap();
+            }
+            wr.shutdown().await.unwrap();
+        };
+        let ((), back) = tokio::join!(send, echoed);
+        assert!(back == data, "the bulk stream's echo differs");
+    });
+    let mut small = client.open_stream().await.unwrap();
+    let mut reply = [0u8; 8];
+    for i in 0u64..300 {
+        small.write_all(&i.to_be_bytes()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(30), small.read_exact(&mut reply)).await;
+        assert!(got.is_ok(), "echo {i} never came back");
+        assert_eq!(u64::from_be_bytes(reply), i);
+    }
+    tokio::time::timeout(Duration::from_secs(60), bulk).await.expect("bulk echo finished").unwrap();
+    // And on the quiet connection afterwards.
+    for i in 300u64..310 {
+        small.write_all(&i.to_be_bytes()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(30), small.read_exact(&mut reply)).await;
+        assert!(got.is_ok(), "echo {i} never came back");
+        assert_eq!(u64::from_be_bytes(reply), i);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_streams() {
     let (client, server) = pair_duplex(64 * 1024);
