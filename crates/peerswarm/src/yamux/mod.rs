@@ -21,14 +21,26 @@
 //! that cost most of the CPU beyond the cipher in a bulk transfer. Inline
 //! rounds poll the I/O with the driver's waker, so readiness always reaches
 //! the driver, whichever task polled last; a task that finds the I/O busy
-//! leaves the work to the holder, and the driver, finding it busy, is woken
-//! by the holder on release. Timers and the shutdown stay with the driver.
+//! leaves the work to the holder. The driver, finding it busy, leaves a
+//! flag that the holder checks after releasing the lock: the holder then
+//! takes the driver's turn itself (up to two turns, then it wakes the
+//! driver), since a woken driver would mostly find a busy writer's I/O
+//! locked again. Timers and the shutdown stay with the driver: an inline
+//! round wakes it when a deadline moved or the session closed.
+//!
+//! Streams made readable or writable by a round are collected and woken
+//! only after the I/O and shared locks are released (and the driver hands
+//! them out every few rounds), so a woken reader never blocks on a lock the
+//! waker still holds. A read takes up to four received chunks under the
+//! shared lock and copies them into the caller's buffer after unlocking.
 //!
 //! Over Noise, the driver takes decrypted frames as owned buffers and the
 //! session splits payloads off them, so received data is copied once, into
 //! the reader's buffer; outgoing frames are sealed in place in the write
 //! batch and sent with one vectored write, so sent data is copied once, out
-//! of the writer's buffer.
+//! of the writer's buffer. Used-up Noise read buffers go to a small
+//! process-wide cache (16 × 256 KiB) and are reused once every frame cut
+//! from them is gone, instead of being faulted in afresh.
 //!
 //! Memory is bounded everywhere: the receive side by the stream windows,
 //! [`Config::set_connection_window_budget`] per connection and a
