@@ -62,7 +62,7 @@ pub fn measure(total: u64) -> CipherRates {
 /// data that has left L1, as it does in a transfer.
 const SPAN_FRAMES: usize = 16;
 
-/// Seals on one thread while another opens, each over [`SPAN_FRAMES`]
+/// Seals on one thread while another opens, each over 16
 /// frames in turn: the cipher as an encrypted transfer runs it, with both
 /// cores busy (on shared or virtual cores the two slow each other down).
 pub fn measure_concurrent(total: u64) -> CipherRates {
