@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+use tokio::task::JoinSet;
 
 pub use crate::yamux::ConnectionError;
 
@@ -72,7 +73,22 @@ struct ConnectionInner {
     remote_addr: Multiaddr,
     direction: Direction,
     negotiation_timeout: Duration,
+    /// Inbound streams in negotiation for [`Connection::accept_stream`]. They
+    /// outlive a call (and its cancellation), so a stream that stalls in
+    /// negotiation holds up no other, and none is lost between calls.
+    negotiating: tokio::sync::Mutex<JoinSet<Negotiation>>,
 }
+
+/// Inbound streams [`Connection::accept_stream`] negotiates at once (half
+/// the muxer's default stream limit, so a peer must stall that many to
+/// hold up the rest until the negotiation timeout); more wait in the
+/// muxer's accept backlog.
+const MAX_NEGOTIATING: usize = 128;
+
+/// A finished inbound negotiation: the stream id and the outcome.
+type Negotiation = (u32, NegotiationOutcome);
+type NegotiationOutcome =
+    Result<Result<(String, Negotiated<yamux::Stream>), NegotiationError>, tokio::time::error::Elapsed>;
 
 impl Connection {
     pub(crate) fn new(
@@ -93,6 +109,7 @@ impl Connection {
                 remote_addr,
                 direction,
                 negotiation_timeout,
+                negotiating: tokio::sync::Mutex::new(JoinSet::new()),
             }),
         }
     }
@@ -161,20 +178,41 @@ impl Connection {
 
     /// Accepts the next inbound stream whose protocol is in `supported`.
     ///
-    /// Streams that propose nothing supported, or stall in negotiation, are
-    /// dropped (reset) and the next one is tried. Errors only when the
-    /// connection is gone.
+    /// Up to 128 inbound streams negotiate at once, each within the
+    /// negotiation timeout, and the first to agree on a protocol is
+    /// returned: a stream that stalls holds up no other. Streams that
+    /// propose nothing supported, or stall, are dropped (reset). A stream
+    /// is negotiated against the `supported` of the call that took it in;
+    /// one still negotiating when a call returns or is cancelled is kept for
+    /// the next call (cancel safe). Errors only when the connection is gone.
     pub async fn accept_stream<P: AsRef<str>>(&self, supported: &[P]) -> Result<Stream, ConnectionError> {
+        let supported: Arc<[String]> = supported.iter().map(|p| p.as_ref().to_owned()).collect();
+        let mut negotiating = self.inner.negotiating.lock().await;
         loop {
-            let raw = self.accept_raw_stream().await?;
-            let id = raw.id();
-            let negotiate = multistream::listener_select(raw, |p| supported.iter().any(|s| s.as_ref() == p));
-            match tokio::time::timeout(self.inner.negotiation_timeout, negotiate).await {
-                Ok(Ok((protocol, io))) => {
-                    return Ok(Stream::new(io, Some(protocol.into()), Direction::Inbound, self.id()));
+            tokio::select! {
+                biased;
+                Some(done) = negotiating.join_next() => {
+                    match done {
+                        Ok((_, Ok(Ok((protocol, io))))) => {
+                            return Ok(Stream::new(io, Some(protocol.into()), Direction::Inbound, self.id()));
+                        }
+                        Ok((id, Ok(Err(error)))) => {
+                            tracing::debug!(stream = id, %error, "inbound stream negotiation failed");
+                        }
+                        Ok((id, Err(_))) => tracing::debug!(stream = id, "inbound stream negotiation timed out"),
+                        Err(error) => tracing::warn!(%error, "inbound stream negotiation task failed"),
+                    }
                 }
-                Ok(Err(error)) => tracing::debug!(stream = id, %error, "inbound stream negotiation failed"),
-                Err(_) => tracing::debug!(stream = id, "inbound stream negotiation timed out"),
+                raw = self.accept_raw_stream(), if negotiating.len() < MAX_NEGOTIATING => {
+                    let raw = raw?;
+                    let id = raw.id();
+                    let supported = supported.clone();
+                    let timeout = self.inner.negotiation_timeout;
+                    negotiating.spawn(async move {
+                        let negotiate = multistream::listener_select(raw, |p| supported.iter().any(|s| s == p));
+                        (id, tokio::time::timeout(timeout, negotiate).await)
+                    });
+                }
             }
         }
     }

@@ -521,21 +521,20 @@ async fn data_beyond_the_window() {
         ProtocolError::WindowExceeded { stream_id: 1, len, window: 256 * 1024 }
     );
 
-    // Two frames that together exceed it, on a stream nobody reads: stream
-    // 1 says nothing, so the node's accept loop waits on its negotiation
-    // and stream 3 stays queued, unread, its window never credited back.
+    // Two frames that together exceed it, on a stream nobody reads: 200
+    // streams say nothing, filling the node's negotiation slots (128), so
+    // stream 401 stays queued in the muxer, unread, its window never
+    // credited back.
     let mut attacker = Attacker::connect(&node).await;
+    let silent: Vec<(Header, &[u8])> =
+        (0..200u32).map(|i| (Header::window_update(2 * i + 1, Flags::SYN, 0), &[][..])).collect();
+    attacker.send_frames(&silent).await;
     let first = vec![0u8; 200 * 1024];
-    attacker
-        .send_frames(&[
-            (Header::window_update(1, Flags::SYN, 0), &[]),
-            (Header::data(3, Flags::SYN, first.len() as u32), &first),
-        ])
-        .await;
+    attacker.send_frames(&[(Header::data(401, Flags::SYN, first.len() as u32), &first)]).await;
     attacker.ping(8).await;
-    attacker.send_frames(&[(Header::data(3, Flags::NONE, 100 * 1024), &[1u8; 512])]).await;
+    attacker.send_frames(&[(Header::data(401, Flags::NONE, 100 * 1024), &[1u8; 512])]).await;
     match expect_protocol_error(&node, &mut attacker).await {
-        ProtocolError::WindowExceeded { stream_id: 3, len, window } => {
+        ProtocolError::WindowExceeded { stream_id: 401, len, window } => {
             assert_eq!(len, 100 * 1024);
             assert_eq!(window, 56 * 1024);
         }
