@@ -20,10 +20,37 @@ fn nonce() -> Nonce {
     Nonce::assume_unique_for_key([0u8; 12])
 }
 
+/// The benchmark's key. A fixed key is fine for a benchmark; so is the
+/// repeated nonce.
+fn key() -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("32-byte key"))
+}
+
+/// Makes `frame` valid ciphertext for repeated opens without copying it
+/// back. ChaCha20 is an XOR stream, so with one nonce sealing `a` gives `b`
+/// and sealing `b` gives `a`: `frame` is left holding `b`, and opening it
+/// with the returned tags in turn (`[0]`, `[1]`, `[0]`, ...) alternates
+/// between `b` and `a`.
+fn alternating_tags(key: &LessSafeKey, frame: &mut [u8]) -> [Tag; 2] {
+    let seal =
+        |frame: &mut [u8]| key.seal_in_place_separate_tag(nonce(), Aad::empty(), frame).expect("frame fits");
+    let a_to_b = seal(frame);
+    // `frame` holds b; sealing it again gives a back, with a's tag as
+    // ciphertext.
+    let b_to_a = seal(frame);
+    // `frame` holds a; make it the ciphertext b again for the first open.
+    let _ = seal(frame);
+    [a_to_b, b_to_a]
+}
+
+fn rates(frames: u64, seal_secs: f64, open_secs: f64) -> CipherRates {
+    let bytes = (frames * FRAME as u64) as f64;
+    CipherRates { seal_bytes_per_sec: bytes / seal_secs, open_bytes_per_sec: bytes / open_secs }
+}
+
 /// Seals, then opens, at least `total` bytes in [`FRAME`] blocks.
 pub fn measure(total: u64) -> CipherRates {
-    // A fixed key is fine for a benchmark; so is the repeated nonce.
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("32-byte key"));
+    let key = key();
     let frames = total.div_ceil(FRAME as u64).max(1);
     let mut buf = vec![0u8; FRAME];
 
@@ -34,28 +61,15 @@ pub fn measure(total: u64) -> CipherRates {
     }
     let seal_secs = started.elapsed().as_secs_f64();
 
-    // Opening needs valid ciphertext every time without copying it back.
-    // ChaCha20 is an XOR stream, so with one nonce sealing `a` gives `b`
-    // and sealing `b` gives `a`: keep both tags and alternate.
-    let mut buf = vec![0u8; FRAME];
-    let tag_a_to_b = key.seal_in_place_separate_tag(nonce(), Aad::empty(), &mut buf).expect("frame fits");
-    // `buf` now holds b; sealing it again gives a back, with a's tag as
-    // ciphertext.
-    let tag_b_to_a = key.seal_in_place_separate_tag(nonce(), Aad::empty(), &mut buf).expect("frame fits");
-    // `buf` holds a; make it the ciphertext b again for the first open.
-    let _ = key.seal_in_place_separate_tag(nonce(), Aad::empty(), &mut buf).expect("frame fits");
-    let tags: [Tag; 2] = [tag_a_to_b, tag_b_to_a];
+    let tags = alternating_tags(&key, &mut buf);
     let started = Instant::now();
     for i in 0..frames {
-        // Ciphertext b (tag a→b) opens to a; ciphertext a (tag b→a) to b.
         let tag = tags[(i % 2) as usize];
         let plain = key.open_in_place_separate_tag(nonce(), Aad::empty(), tag, &mut buf, 0..);
         std::hint::black_box(plain.expect("the tags match the alternating ciphertexts"));
     }
     let open_secs = started.elapsed().as_secs_f64();
-
-    let bytes = (frames * FRAME as u64) as f64;
-    CipherRates { seal_bytes_per_sec: bytes / seal_secs, open_bytes_per_sec: bytes / open_secs }
+    rates(frames, seal_secs, open_secs)
 }
 
 /// Frames a transfer keeps in flight per side: the cipher then works on
@@ -67,7 +81,6 @@ const SPAN_FRAMES: usize = 16;
 /// cores busy (on shared or virtual cores the two slow each other down).
 pub fn measure_concurrent(total: u64) -> CipherRates {
     let frames = total.div_ceil(FRAME as u64).max(1);
-    let key = || LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("32-byte key"));
     let start = std::sync::Barrier::new(2);
     std::thread::scope(|scope| {
         let sealer = scope.spawn(|| {
@@ -85,34 +98,22 @@ pub fn measure_concurrent(total: u64) -> CipherRates {
         });
         let opener = scope.spawn(|| {
             let key = key();
-            // Each frame alternates between ciphertexts b and a, as in
-            // `measure`; `round` tracks which one a frame holds.
             let mut span = vec![0u8; FRAME * SPAN_FRAMES];
-            let mut tags = Vec::new();
-            for frame in span.chunks_mut(FRAME) {
-                let a_to_b =
-                    key.seal_in_place_separate_tag(nonce(), Aad::empty(), frame).expect("frame fits");
-                let b_to_a =
-                    key.seal_in_place_separate_tag(nonce(), Aad::empty(), frame).expect("frame fits");
-                let _ = key.seal_in_place_separate_tag(nonce(), Aad::empty(), frame).expect("frame fits");
-                tags.push([a_to_b, b_to_a]);
-            }
-            let mut round = [0usize; SPAN_FRAMES];
+            let tags: Vec<[Tag; 2]> =
+                span.chunks_mut(FRAME).map(|frame| alternating_tags(&key, frame)).collect();
             start.wait();
             let started = Instant::now();
             for i in 0..frames as usize {
-                let k = i % SPAN_FRAMES;
+                let (k, opened_before) = (i % SPAN_FRAMES, i / SPAN_FRAMES);
                 let frame = &mut span[k * FRAME..(k + 1) * FRAME];
-                let tag = tags[k][round[k] % 2];
-                round[k] += 1;
+                let tag = tags[k][opened_before % 2];
                 let plain = key.open_in_place_separate_tag(nonce(), Aad::empty(), tag, frame, 0..);
                 std::hint::black_box(plain.expect("the tags match the alternating ciphertexts"));
             }
             started.elapsed().as_secs_f64()
         });
         let (seal_secs, open_secs) = (sealer.join().expect("sealer"), opener.join().expect("opener"));
-        let bytes = (frames * FRAME as u64) as f64;
-        CipherRates { seal_bytes_per_sec: bytes / seal_secs, open_bytes_per_sec: bytes / open_secs }
+        rates(frames, seal_secs, open_secs)
     })
 }
 
