@@ -297,15 +297,19 @@ async fn perf(
     let progress = Arc::new(PerfProgress::default());
     let started = Instant::now();
     let bar = out.progress(progress.clone(), (upload + download) * u64::from(streams));
+    // Each run in a task of its own: read on a runtime worker, the bytes
+    // are not handed from the connection's driver to this thread frame by
+    // frame (see `Stream`).
     let runs = (0..streams.max(1)).map(|_| {
         let (host, progress) = (host.clone(), progress.clone());
-        async move { host.perf(&peer, upload, download, Some(&progress)).await }
+        tokio::spawn(async move { host.perf(&peer, upload, download, Some(&progress)).await })
     });
     let results = futures::future::join_all(runs).await;
     bar.finish();
     let elapsed = started.elapsed();
     let mut results_ok = Vec::new();
     for r in results {
+        let r = r.map_err(|e| Failure(format!("perf against {peer} failed: {e}")))?;
         results_ok.push(r.map_err(|e| match e {
             peerswarm::host::HostError::Negotiation(peerswarm::multistream::NegotiationError::Failed) => {
                 format!("perf against {peer} failed: the peer does not serve /perf/1.0.0 (start it with `listen --perf`)")
