@@ -313,7 +313,9 @@ impl Upgrader {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let muxer = match info.muxer.as_deref() {
-            Some(YAMUX_PROTOCOL) => yamux::Connection::with_io(boxed(io), role, self.yamux.clone()),
+            Some(YAMUX_PROTOCOL) => {
+                yamux::Connection::with_io(boxed(io), role, self.yamux.clone(), info.handshake_rtt)
+            }
             Some(other) => return Err(UpgradeError::UnsupportedMuxer(other.to_owned())),
             None => {
                 let io = match role {
@@ -333,7 +335,7 @@ impl Upgrader {
                             .1
                     }
                 };
-                yamux::Connection::new(io, role, self.yamux.clone())
+                yamux::Connection::with_io(yamux::plain_io(io), role, self.yamux.clone(), info.handshake_rtt)
             }
         };
         Ok(Upgraded { muxer, info })

@@ -15,6 +15,7 @@ pub(crate) mod pnet;
 pub use pnet::PnetError;
 
 use peerswarm_proto::identity::{PeerId, PublicKey};
+use std::time::Duration;
 
 /// What a completed security handshake learned about the remote.
 #[derive(Debug, Clone)]
@@ -26,4 +27,11 @@ pub struct SecureInfo {
     /// The stream muxer agreed inside the handshake (Noise's `stream_muxers`
     /// extension), or `None` when it must be negotiated with multistream.
     pub muxer: Option<String>,
+    /// How long the handshake waited for the remote's answer to our last
+    /// flight of messages: a round trip of the path plus the remote's
+    /// handshake computation, so an upper bound of the RTT (tens of
+    /// microseconds too high on a fast local link, nothing to speak of on a
+    /// real network). `None` for a handshake without such an exchange
+    /// (plaintext).
+    pub handshake_rtt: Option<Duration>,
 }

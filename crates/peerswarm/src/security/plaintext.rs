@@ -75,7 +75,15 @@ where
             });
         }
     }
-    Ok((io, SecureInfo { remote_peer_id: remote.peer_id, remote_public_key: remote.public_key, muxer: None }))
+    Ok((
+        io,
+        SecureInfo {
+            remote_peer_id: remote.peer_id,
+            remote_public_key: remote.public_key,
+            muxer: None,
+            handshake_rtt: None,
+        },
+    ))
 }
 
 #[cfg(test)]

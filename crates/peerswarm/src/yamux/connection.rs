@@ -243,14 +243,25 @@ impl Connection {
         role: Role,
         config: Config,
     ) -> Connection {
-        Connection::with_io(plain_io(io), role, config)
+        Connection::with_io(plain_io(io), role, config, None)
     }
 
-    /// [`Connection::new`] over a stream that may hand out owned chunks.
-    pub(crate) fn with_io(io: Box<dyn ConnIo>, role: Role, config: Config) -> Connection {
+    /// [`Connection::new`] over a stream that may hand out owned chunks,
+    /// with the security handshake's round trip, if known, as the first RTT
+    /// estimate (see [`Session::seed_rtt`]).
+    pub(crate) fn with_io(
+        io: Box<dyn ConnIo>,
+        role: Role,
+        config: Config,
+        handshake_rtt: Option<Duration>,
+    ) -> Connection {
+        let mut session = Session::new(role, config, Instant::now());
+        if let Some(rtt) = handshake_rtt {
+            session.seed_rtt(rtt);
+        }
         let inner = Arc::new(Inner {
             shared: Mutex::new(Shared {
-                session: Session::new(role, config, Instant::now()),
+                session,
                 accept_queue: VecDeque::new(),
                 read_wakers: HashMap::new(),
                 write_wakers: HashMap::new(),

@@ -197,7 +197,8 @@ impl Config {
     }
 
     /// Whether to measure the round-trip time with yamux pings (one when the
-    /// session starts, then at most every 10 s while windows are being
+    /// session starts unless [`Session::seed_rtt`](super::Session::seed_rtt)
+    /// gave an estimate, then at most every 10 s while windows are being
     /// updated). Auto-tuning needs it; without it windows stay at
     /// `initial_window`. Default `true`.
     pub fn set_rtt_probe(&mut self, enabled: bool) -> &mut Config {

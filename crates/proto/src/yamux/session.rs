@@ -443,9 +443,26 @@ impl Session {
         self.closed.as_ref()
     }
 
-    /// The latest RTT sample from a yamux ping.
+    /// The latest RTT sample from a yamux ping, or the estimate given to
+    /// [`Session::seed_rtt`] until a ping has measured one.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
+    }
+
+    /// Takes `rtt`, measured outside the session (the security handshake's
+    /// last round trip), as the round-trip estimate for window tuning, and
+    /// drops the probe ping of the session start if it has not gone out:
+    /// a connection that is set up, used for a request or two and closed
+    /// then sends no ping at all (two frames each way). The first window
+    /// update still sends a ping, so a transfer soon tunes on a measured
+    /// sample. Ignored once a ping has measured the RTT, and when the probe
+    /// is off ([`Config::set_rtt_probe`]: no tuning at all).
+    pub fn seed_rtt(&mut self, rtt: Duration) {
+        if self.rtt_measured_at.is_some() || !self.config.rtt_probe {
+            return;
+        }
+        self.rtt = Some(rtt);
+        self.want_rtt_ping = false;
     }
 
     /// The peer's go-away code, if it sent one.

@@ -188,6 +188,45 @@ fn rtt_probe_ping_first() {
 }
 
 #[test]
+fn seeded_rtt_replaces_the_start_probe() {
+    let now = Instant::now();
+    let mut c = Session::new(Role::Client, Config::default(), now);
+    c.seed_rtt(Duration::from_millis(40));
+    assert_eq!(c.rtt(), Some(Duration::from_millis(40)));
+    // No probe: opening a stream sends its SYN and nothing else.
+    assert!(transmit(&mut c).is_empty());
+    let id = c.open_stream().unwrap();
+    assert_eq!(hex::encode(transmit(&mut c)), "000100010000000100000000");
+
+    let chunk = vec![7u8; 64 * KIB];
+    let mut frame = h(Header::data(id, Flags::ACK, chunk.len() as u32));
+    frame.extend_from_slice(&chunk);
+    let mut buf = vec![0u8; 64 * KIB];
+    let mut read_at = |c: &mut Session, at: Instant| {
+        feed(c, &frame, at);
+        assert_eq!(c.read(id, &mut buf, at), Ok(Some(64 * KIB)));
+        let out = transmit(c);
+        out.chunks(HEADER_LEN).map(|b| Header::decode(b.try_into().unwrap()).unwrap()).collect::<Vec<_>>()
+    };
+    // The first window update grants what was read and sends a ping to
+    // measure the RTT.
+    let first = read_at(&mut c, now + Duration::from_millis(10));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!((first[0].ty, first[0].length), (FrameType::WindowUpdate, 64 * KIB as u32));
+    assert_eq!((first[1].ty, first[1].flags), (FrameType::Ping, Flags::SYN));
+    // Before the answer, the next update grows on the seed: 64 KiB read in
+    // 10 ms at a 40 ms RTT is a BDP of 256 KiB, so the window doubles.
+    let second = read_at(&mut c, now + Duration::from_millis(20));
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!((second[0].ty, second[0].length), (FrameType::WindowUpdate, (64 + 256) * KIB as u32));
+    // A measured sample replaces the seed, and a later seed is ignored.
+    feed(&mut c, &h(Header::ping(true, first[1].length)), now + Duration::from_millis(35));
+    assert_eq!(c.rtt(), Some(Duration::from_millis(25)));
+    c.seed_rtt(Duration::from_millis(40));
+    assert_eq!(c.rtt(), Some(Duration::from_millis(25)));
+}
+
+#[test]
 fn ping_is_answered_with_echo() {
     let now = Instant::now();
     let mut s = Session::new(Role::Server, cfg(), now);

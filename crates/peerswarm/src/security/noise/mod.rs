@@ -45,6 +45,7 @@ use peerswarm_proto::noise::{Handshake, NoiseKey, FRAME_HEADER_LEN};
 use std::future::poll_fn;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use stream::ReadBuffer;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -160,6 +161,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut rbuf = ReadBuffer::new();
+    // When our latest flight left, until the first answer to it: the
+    // handshake's round trip, a free RTT estimate for the muxer's windows.
+    let mut flight_sent: Option<Instant> = None;
+    let mut rtt = None;
     loop {
         let mut sent = false;
         while let Some(frame) = handshake.poll_transmit() {
@@ -168,12 +173,16 @@ where
         }
         if sent {
             io.flush().await?;
+            flight_sent = Some(Instant::now());
         }
         if handshake.is_finished() {
             break;
         }
         let used = handshake.handle_input(rbuf.filled())?;
         if used > 0 {
+            if let Some(sent_at) = flight_sent.take() {
+                rtt = Some(sent_at.elapsed());
+            }
             rbuf.consume(used);
             continue;
         }
@@ -192,6 +201,7 @@ where
         remote_peer_id: established.remote_peer_id,
         remote_public_key: established.remote_public_key,
         muxer: established.muxer,
+        handshake_rtt: rtt,
     };
     Ok((NoiseStream::new(io, established.send, established.recv, rbuf), info))
 }

@@ -3,6 +3,7 @@ use peerswarm_proto::identity::{ed25519_from_seed, generate, KeyType};
 use peerswarm_proto::noise::{
     decode_frame_header, encode_frame_header, CipherError, Established, MAX_PLAINTEXT_LEN,
 };
+use std::time::Duration;
 use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
 const YAMUX: &str = "/yamux/1.0.0";
@@ -88,6 +89,44 @@ async fn handshake_and_echo() {
     sa.read_to_end(&mut rest).await.unwrap();
     assert_eq!(rest, b"pong", "shutdown flushes, then the reader sees a clean eof");
     assert!(format!("{sa:?}").starts_with("NoiseStream"));
+}
+
+/// Forwards `from` to `to`, each chunk `delay` late.
+async fn delayed_pipe(
+    mut from: tokio::io::ReadHalf<DuplexStream>,
+    mut to: tokio::io::WriteHalf<DuplexStream>,
+    delay: Duration,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        tokio::time::sleep(delay).await;
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn handshake_measures_a_round_trip() {
+    let (a, b) = keys();
+    // a <-> link <-> b, each way 20 ms late: the answer to a flight takes at
+    // least 40 ms.
+    let one_way = Duration::from_millis(20);
+    let (x, x_link) = duplex(64 * 1024);
+    let (y_link, y) = duplex(64 * 1024);
+    let ((xr, xw), (yr, yw)) = (tokio::io::split(x_link), tokio::io::split(y_link));
+    tokio::spawn(delayed_pipe(xr, yw, one_way));
+    tokio::spawn(delayed_pipe(yr, xw, one_way));
+    let started = std::time::Instant::now();
+    let (ra, rb) = tokio::join!(
+        upgrade_outbound(x, &a, Some(b.public().to_peer_id()), &[]),
+        upgrade_inbound(y, &b, &[])
+    );
+    let elapsed = started.elapsed();
+    for (side, info) in [("initiator", ra.unwrap().1), ("responder", rb.unwrap().1)] {
+        let rtt = info.handshake_rtt.unwrap_or_else(|| panic!("{side}: no round trip measured"));
+        assert!(rtt >= 2 * one_way && rtt <= elapsed, "{side}: {rtt:?} (handshake took {elapsed:?})");
+    }
 }
 
 #[tokio::test]
