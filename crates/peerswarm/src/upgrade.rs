@@ -312,10 +312,15 @@ impl Upgrader {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        // Only the responder's handshake round trip seeds the muxer's RTT
+        // estimate (and saves its probe ping). The initiator's first flight
+        // may have waited for a path not yet set up end to end (a proxy or
+        // relay that accepts at once, as the benchmark's link emulator
+        // does): an estimate twice too high cost a 60 ms-RTT download a
+        // round trip of window growth. The initiator measures with a ping.
+        let rtt_seed = if role == yamux::Role::Server { info.handshake_rtt } else { None };
         let muxer = match info.muxer.as_deref() {
-            Some(YAMUX_PROTOCOL) => {
-                yamux::Connection::with_io(boxed(io), role, self.yamux.clone(), info.handshake_rtt)
-            }
+            Some(YAMUX_PROTOCOL) => yamux::Connection::with_io(boxed(io), role, self.yamux.clone(), rtt_seed),
             Some(other) => return Err(UpgradeError::UnsupportedMuxer(other.to_owned())),
             None => {
                 let io = match role {
@@ -335,7 +340,7 @@ impl Upgrader {
                             .1
                     }
                 };
-                yamux::Connection::with_io(yamux::plain_io(io), role, self.yamux.clone(), info.handshake_rtt)
+                yamux::Connection::with_io(yamux::plain_io(io), role, self.yamux.clone(), rtt_seed)
             }
         };
         Ok(Upgraded { muxer, info })

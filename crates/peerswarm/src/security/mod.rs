@@ -31,7 +31,8 @@ pub struct SecureInfo {
     /// flight of messages: a round trip of the path plus the remote's
     /// handshake computation, so an upper bound of the RTT (tens of
     /// microseconds too high on a fast local link, nothing to speak of on a
-    /// real network). `None` for a handshake without such an exchange
-    /// (plaintext).
+    /// real network). The initiator's sample also includes any wait for the
+    /// path itself, behind a proxy that accepts before it has connected.
+    /// `None` for a handshake without such an exchange (plaintext).
     pub handshake_rtt: Option<Duration>,
 }
