@@ -453,7 +453,7 @@ impl Session {
     /// last round trip), as the round-trip estimate for window tuning, and
     /// drops the probe ping of the session start if it has not gone out:
     /// a connection that is set up, used for a request or two and closed
-    /// then sends no ping at all (two frames each way). The first window
+    /// then sends no probe of its own (a ping out, an answer back). The first window
     /// update still sends a ping, so a transfer soon tunes on a measured
     /// sample. Ignored once a ping has measured the RTT, and when the probe
     /// is off ([`Config::set_rtt_probe`]: no tuning at all).
