@@ -1284,9 +1284,18 @@ impl Session {
             return;
         }
         let mut credit = s.window_max.saturating_sub(s.recv_window).saturating_sub(s.buffered);
-        if credit == 0 || credit < s.window_max / 4 {
+        // Credit normally goes back in quarters of the window. A reader that
+        // has drained the stream may return as little as an eighth, but only
+        // with growth: a burst that fills the window arrives at once, the
+        // updates sent while it is read see it still buffered and do not
+        // grow, and its last quarter can fall a few bytes short (frame
+        // headers), which would leave growth to the next round trip.
+        let quarter = credit >= s.window_max / 4;
+        let drained = s.buffered == 0 && credit >= s.window_max / 8;
+        if credit == 0 || !(quarter || drained) {
             return;
         }
+        let mut grow = 0;
         if let (Some(last), Some(rtt)) = (s.last_update, rtt) {
             let elapsed = now.saturating_duration_since(last).as_nanos();
             // Bytes the reader would consume in one RTT at the rate it just
@@ -1309,14 +1318,17 @@ impl Session {
                 let target = min(wanted, u128::from(self.config.max_stream_window)) as u64;
                 let room = self.config.connection_window_budget.saturating_sub(self.window_sum);
                 // target <= max_stream_window, a u32
-                let grow = min(target - u64::from(s.window_max), room) as u32;
-                if grow > 0 {
-                    tracing::trace!(stream = id, window = s.window_max + grow, "window grows");
-                    s.window_max += grow;
-                    self.window_sum += u64::from(grow);
-                    credit += grow;
-                }
+                grow = min(target - u64::from(s.window_max), room) as u32;
             }
+        }
+        if !quarter && grow == 0 {
+            return;
+        }
+        if grow > 0 {
+            tracing::trace!(stream = id, window = s.window_max + grow, "window grows");
+            s.window_max += grow;
+            self.window_sum += u64::from(grow);
+            credit += grow;
         }
         s.last_update = Some(now);
         s.recv_window += credit;

@@ -586,6 +586,58 @@ fn window_growth_respects_cap_and_budget() {
 }
 
 #[test]
+fn window_grows_once_a_burst_is_drained() {
+    // A burst that fills the initial window a few bytes short (as frame
+    // headers leave it) arrives at once and is read in 64 KiB reads. The
+    // updates sent while it is still buffered do not grow the window, and
+    // the last read's credit is under a quarter: the update once the
+    // stream is drained must carry the growth, or the sender waits a round
+    // trip for it.
+    let t0 = Instant::now();
+    let mut c = Session::new(Role::Client, Config::default(), t0);
+    c.seed_rtt(Duration::from_millis(60));
+    let id = c.open_stream().unwrap();
+    transmit(&mut c);
+    let sizes = [64 * KIB, 64 * KIB, 64 * KIB, 64 * KIB - 33];
+    let mut burst = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        let flags = if i == 0 { Flags::ACK } else { Flags::NONE };
+        burst.extend_from_slice(&h(Header::data(id, flags, len as u32)));
+        burst.extend(std::iter::repeat_n(1u8, len));
+    }
+    feed(&mut c, &burst, t0);
+    let mut buf = vec![0u8; 64 * KIB];
+    let mut granted = 0u64;
+    for (i, &len) in sizes.iter().enumerate() {
+        let at = t0 + Duration::from_micros(100 * (i as u64 + 1));
+        assert_eq!(c.read(id, &mut buf, at), Ok(Some(len)));
+        for frame in transmit(&mut c).chunks(HEADER_LEN) {
+            let header = Header::decode(frame.try_into().unwrap()).unwrap();
+            if header.ty == FrameType::WindowUpdate {
+                granted += u64::from(header.length);
+            }
+        }
+    }
+    assert_eq!(c.buffered(id), Some(0));
+    let window = c.receive_window(id).unwrap();
+    assert!(window > INITIAL_WINDOW, "window still {window} once the burst was drained");
+    // Everything read was returned, plus the growth.
+    let read: u64 = sizes.iter().map(|&n| n as u64).sum();
+    assert_eq!(granted, read + u64::from(window - INITIAL_WINDOW));
+
+    // Without growth (no RTT known), a drained reader still waits for a
+    // quarter of the window before it sends an update.
+    let mut c = Session::new(Role::Client, cfg(), t0);
+    let id = c.open_stream().unwrap();
+    transmit(&mut c);
+    let mut frame = h(Header::data(id, Flags::ACK, 40 * KIB as u32));
+    frame.resize(HEADER_LEN + 40 * KIB, 1);
+    feed(&mut c, &frame, t0);
+    assert_eq!(c.read(id, &mut buf, t0), Ok(Some(40 * KIB)));
+    assert!(transmit(&mut c).is_empty(), "an update for 40 KiB of a 256 KiB window");
+}
+
+#[test]
 fn no_rtt_no_growth() {
     let mut c = Config::default();
     c.set_rtt_probe(false);
