@@ -312,13 +312,12 @@ impl Upgrader {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        // Only the responder's handshake round trip seeds the muxer's RTT
-        // estimate (and saves its probe ping). The initiator's first flight
-        // may have waited for a path not yet set up end to end (a proxy or
-        // relay that accepts at once, as the benchmark's link emulator
-        // does): an estimate twice too high cost a 60 ms-RTT download a
-        // round trip of window growth. The initiator measures with a ping.
-        let rtt_seed = if role == yamux::Role::Server { info.handshake_rtt } else { None };
+        // The handshake's round trip seeds the muxer's RTT estimate (and
+        // saves its probe ping). An initiator's sample can be too high (its
+        // first flight may wait for a path a proxy is still setting up),
+        // which only makes window growth bolder; the first window update
+        // measures with a ping.
+        let rtt_seed = info.handshake_rtt;
         let muxer = match info.muxer.as_deref() {
             Some(YAMUX_PROTOCOL) => yamux::Connection::with_io(boxed(io), role, self.yamux.clone(), rtt_seed),
             Some(other) => return Err(UpgradeError::UnsupportedMuxer(other.to_owned())),
