@@ -40,13 +40,16 @@ fn encode(messages: &[Message]) -> Vec<u8> {
 }
 
 /// The node's next accepted stream, which must be `/echo/1.0.0` and begin
-/// with `expected`.
-async fn accept_expecting(node: &Connection, expected: &[u8]) {
+/// with `expected`. Returned so that the caller decides when it is dropped:
+/// dropping it resets the stream (the client has not closed its side), and
+/// a reset discards what the client has received and not yet read.
+async fn accept_expecting(node: &Connection, expected: &[u8]) -> peerswarm::Stream {
     let mut stream = within("a stream is accepted", node.accept_stream(&[ECHO])).await.expect("accept");
     assert_eq!(stream.protocol(), Some(ECHO));
     let mut got = vec![0u8; expected.len()];
     within("its bytes arrive", stream.read_exact(&mut got)).await.unwrap();
     assert_eq!(got, expected);
+    stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,12 +63,12 @@ async fn a_stalled_negotiation_holds_up_no_other_stream() {
 
     let mut good = client.open_stream(&[ECHO]).await.expect("open");
     good.write_all(b"first").await.unwrap();
-    accept_expecting(&node, b"first").await;
+    drop(accept_expecting(&node, b"first").await);
 
     // The stalled stream was kept: once it proposes, the next call has it.
     stalled.write_all(&encode(&[Message::Protocol(ECHO.into())])).await.unwrap();
     stalled.write_all(b"late").await.unwrap();
-    accept_expecting(&node, b"late").await;
+    drop(accept_expecting(&node, b"late").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +82,7 @@ async fn a_cancelled_accept_loses_no_stream() {
 
     slow.write_all(&encode(&[Message::Protocol(ECHO.into())])).await.unwrap();
     slow.write_all(b"kept").await.unwrap();
-    accept_expecting(&node, b"kept").await;
+    let _kept = accept_expecting(&node, b"kept").await;
     // The node answered the proposal on that same stream.
     let mut answer = vec![0u8; encode(&[Message::Header, Message::Protocol(ECHO.into())]).len()];
     within("the node's answer", slow.read_exact(&mut answer)).await.unwrap();
@@ -100,11 +103,21 @@ async fn refused_and_accepted_streams_interleave() {
     }
     let mut good = client.open_stream(&[ECHO]).await.expect("open");
     good.write_all(b"ok").await.unwrap();
-    accept_expecting(&node, b"ok").await;
+    let _ok = accept_expecting(&node, b"ok").await;
+    // A stream is negotiated once a call takes it in, and the good stream
+    // may have been the first to arrive: the SYN of a stream opened but not
+    // yet written goes out ahead of queued data, so it can overtake the
+    // refused streams' first frames. A call kept running takes in the rest.
+    let taker = tokio::spawn({
+        let node = node.clone();
+        async move { node.accept_stream(&[ECHO]).await.map(|_| ()) }
+    });
     // Each refused stream got `na` after the header.
     for mut s in refused {
         let mut reply = vec![0u8; encode(&[Message::Header, Message::NotAvailable]).len()];
         within("the refusal", s.read_exact(&mut reply)).await.unwrap();
         assert_eq!(reply, encode(&[Message::Header, Message::NotAvailable]));
     }
+    assert!(!taker.is_finished(), "a refused stream was accepted");
+    taker.abort();
 }
