@@ -176,6 +176,9 @@ async fn listen_node(
     let mut interrupted = Box::pin(tokio::signal::ctrl_c());
     let early = futures::poll!(&mut interrupted);
     let host = new_host(keypair, perf, psk);
+    // Before listening: a peer that dials as soon as it reads `LISTEN` is
+    // logged too.
+    host.swarm().notify(output::ConnLogger);
     let listen = if listen.is_empty() { vec!["/ip4/127.0.0.1/tcp/0".parse()?] } else { listen };
     let mut bound = Vec::new();
     for addr in &listen {
@@ -191,7 +194,6 @@ async fn listen_node(
     if let Some(psk) = psk {
         out.info(&format!("private network: pre-shared key fingerprint {}", psk.fingerprint()));
     }
-    host.swarm().notify(output::ConnLogger);
     if let Some(metrics_addr) = metrics {
         let served = metrics::serve(metrics_addr, host.clone()).await?;
         out.info(&format!("metrics at http://{served}/metrics"));
