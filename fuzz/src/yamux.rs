@@ -119,6 +119,9 @@ pub enum Op {
     Transmit,
     /// Drain `poll_event`.
     Events,
+    /// `seed_rtt` with `ms` (a handshake's round trip; any value, however
+    /// wrong, must only change how boldly windows grow).
+    SeedRtt(u16),
 }
 
 /// The session and the script.
@@ -347,6 +350,7 @@ pub fn yamux_session(input: YamuxInput) {
             }
             Op::Transmit => h.transmit(),
             Op::Events => h.events(),
+            Op::SeedRtt(ms) => h.session.seed_rtt(Duration::from_millis(u64::from(ms))),
         }
         h.check();
     }

@@ -1270,7 +1270,9 @@ impl Session {
     /// back, growing the window first if the reader consumed it at more than
     /// a quarter of `window / RTT`, the most the window lets through: then the
     /// window, not the link, may be the limit. It grows to twice the
-    /// bandwidth-delay product that rate implies (at least double).
+    /// bandwidth-delay product that rate implies (at least double). A reader
+    /// that has drained the stream grants as little as an eighth, if the
+    /// window grows with it.
     fn maybe_update_window(&mut self, id: u32, now: Instant) {
         if self.closed.is_some() {
             return;
