@@ -59,6 +59,42 @@ where
     Ok(received)
 }
 
+/// Like [`send_and_read_to_end`], but closes the write half only once the
+/// peer's first bytes have come back, so the FIN never arrives together with
+/// data ahead of the peer's protocol confirmation. js-libp2p 3 aborts an
+/// inbound stream that receives the FIN of a pipelined request before it
+/// has answered the multistream-select proposal (peerswarm, like go-libp2p
+/// and rust-libp2p, sends data and FIN without waiting for it).
+pub async fn send_and_read_to_end_after_answer<S>(stream: S, payload: &[u8]) -> io::Result<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let answered = tokio::sync::Notify::new();
+    let write = async {
+        writer.write_all(payload).await?;
+        if !payload.is_empty() {
+            answered.notified().await;
+        }
+        writer.shutdown().await
+    };
+    let read = async {
+        let mut received = Vec::with_capacity(payload.len());
+        let mut buf = vec![0; ECHO_CHUNK];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            // `notify_one` keeps the permit if the writer is not waiting yet.
+            answered.notify_one();
+            if n == 0 {
+                return Ok(received);
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+    };
+    let ((), received) = tokio::try_join!(write, read)?;
+    Ok(received)
+}
+
 /// Plays the dialer of `/ipfs/ping/1.0.0` `rounds` times on one stream:
 /// writes 32 random bytes, reads 32 back, and fails with `InvalidData` if
 /// they differ. Closes the write half at the end.

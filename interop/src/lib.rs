@@ -6,6 +6,9 @@
 //!   accept streams and watch events.
 //! * [`RustYamux`]: rust-yamux 0.14 (the muxer inside rust-libp2p) over a
 //!   bare socket, to test peerswarm's yamux layer on its own.
+//! * [`JsListener`] and [`js_dial`]: a js-libp2p 3 node in Node.js
+//!   (`js/node.mjs`), as a child process.
+//! * [`peerswarm_bin`]: the `peerswarm` binary, for tests of the CLI.
 //! * [`exercise`]: stream exercises (echo, ping dialer and listener, send
 //!   while reading) over tokio `AsyncRead + AsyncWrite`, so the same code
 //!   drives a peerswarm `Stream` and a rust-libp2p [`RustStream`].
@@ -15,14 +18,18 @@
 //!
 //! The tests live in `tests/`; see `README.md`.
 
+mod bins;
 mod echo_service;
 pub mod exercise;
+mod js_node;
 mod perf_service;
 mod rust_node;
 mod rust_yamux;
 mod stream_service;
 
+pub use bins::{js_node_dir, peerswarm_bin};
 pub use echo_service::ECHO_PROTOCOL;
+pub use js_node::{js_dial, JsListener};
 pub use perf_service::{perf_client, perf_server, PERF_PROTOCOL};
 pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError, IDENTIFY_PROTOCOL_VERSION};
 pub use rust_yamux::{Mode as YamuxMode, RustYamux, RustYamuxStream};

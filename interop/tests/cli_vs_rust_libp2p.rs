@@ -6,28 +6,19 @@
 //!   pings the CLI node, its identify behaviour receives the CLI node's
 //!   info, and it runs an echo and a perf exchange on streams it opens.
 //!
-//! # Finding the binary
-//!
-//! Cargo exposes `CARGO_BIN_EXE_*` only to tests of the crate that owns the
-//! binary, and a dev-dependency's binaries are not built. So the first test
-//! to need it runs `cargo build -p peerswarm-cli --bin peerswarm` once per
-//! test process (a `OnceLock`), with the profile and target directory this
-//! test binary was built with (read off its own path,
-//! `<target>/<profile>/deps/<test>`). When the binary is up to date that is
-//! a no-op of about a second, and it never runs a stale binary. Set
-//! `PEERSWARM_BIN=/path/to/peerswarm` to skip the build and use that file.
+//! The binary is [`peerswarm_bin`]: built once per test process (or named
+//! by `PEERSWARM_BIN`).
 //!
 //! Every wait is bounded by [`within`] with a generous limit; no timing
 //! assertions; only ephemeral ports.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use peerswarm_interop::{
-    exercise, perf_client, within, NodeEvent, RustNode, RustNodeConfig, ECHO_PROTOCOL,
+    exercise, peerswarm_bin, perf_client, within, NodeEvent, RustNode, RustNodeConfig, ECHO_PROTOCOL,
     IDENTIFY_PROTOCOL_VERSION, PERF_PROTOCOL, PING_PROTOCOL,
 };
 use rand::RngCore;
@@ -37,40 +28,6 @@ use tokio::process::{Child, Command};
 
 /// The limit for any one wait (a command to finish, a line, an event).
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// The `peerswarm` binary, built (or checked up to date) once per process.
-fn peerswarm_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("PEERSWARM_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().expect("the test binary's path");
-        // <target>/<profile dir>/deps/<this test>
-        let profile_dir =
-            exe.parent().and_then(Path::parent).expect("the test binary sits in <profile>/deps");
-        let target_dir = profile_dir.parent().expect("the profile dir sits in the target dir");
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(name) => name,
-            None => panic!("unexpected test binary path {}", exe.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace =
-            Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("interop/ sits in the workspace");
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "peerswarm-cli", "--bin", "peerswarm", "--profile", profile])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(workspace)
-            .status()
-            .expect("run cargo build for the peerswarm binary");
-        assert!(status.success(), "cargo build -p peerswarm-cli failed: {status}");
-        let bin = profile_dir.join(format!("peerswarm{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "cargo built no {}", bin.display());
-        bin
-    })
-}
 
 /// `peerswarm <args>` with its output captured and no `RUST_LOG` from the
 /// caller; killed if dropped before it exits.

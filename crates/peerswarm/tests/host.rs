@@ -143,6 +143,63 @@ async fn identify_records_the_peer_and_reports_the_observed_address() {
     );
 }
 
+/// Serves identify like a peer that takes its time and, like js-libp2p,
+/// resets identify streams beyond `limit` at once; counts the streams.
+fn slow_identify(host: &Host, limit: usize) -> Arc<AtomicUsize> {
+    let streams = Arc::new(AtomicUsize::new(0));
+    let counted = streams.clone();
+    host.set_stream_handler_with_limit(peerswarm_proto::identify::PROTOCOL, limit, move |mut s| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let answer = peerswarm_proto::identify::Identify {
+                agent_version: Some("slow/1".into()),
+                protocols: vec!["/slow/1.0.0".into()],
+                ..Default::default()
+            };
+            let _ = s.write_all(&answer.encode_delimited()).await;
+            let _ = s.close().await;
+        }
+    });
+    streams
+}
+
+#[tokio::test]
+async fn concurrent_identify_requests_share_one_exchange() {
+    let a = host(HostConfig::default().with_identify_on_connect(false)).await;
+    let b = host(HostConfig::default()).await;
+    let streams = slow_identify(&b, 1);
+    let peer = b.local_peer();
+    a.connect(&peer, b.swarm().listen_addresses()).await.unwrap();
+    let requests = (0..3).map(|_| a.identify(&peer));
+    for info in futures::future::join_all(requests).await {
+        assert_eq!(info.unwrap().agent_version.as_deref(), Some("slow/1"));
+    }
+    assert_eq!(streams.load(Ordering::SeqCst), 1, "one identify stream served three requests");
+    // Once that exchange is over, a new request asks again.
+    assert_eq!(a.identify(&peer).await.unwrap().protocols, ["/slow/1.0.0"]);
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn identify_waiting_on_a_cancelled_exchange_asks_itself() {
+    let a = host(HostConfig::default().with_identify_on_connect(false)).await;
+    let b = host(HostConfig::default()).await;
+    let streams = slow_identify(&b, 2);
+    let peer = b.local_peer();
+    a.connect(&peer, b.swarm().listen_addresses()).await.unwrap();
+    let leader = tokio::time::timeout(Duration::from_millis(100), a.identify(&peer));
+    let follower = async {
+        // Join the leader's exchange (under way once its stream is served).
+        assert!(eventually(Duration::from_secs(5), || streams.load(Ordering::SeqCst) == 1).await);
+        a.identify(&peer).await
+    };
+    let (leader, follower) = tokio::join!(leader, follower);
+    assert!(leader.is_err(), "the leader is cancelled by its timeout");
+    assert_eq!(follower.unwrap().agent_version.as_deref(), Some("slow/1"));
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn identify_runs_on_connect_and_push_announces_new_protocols() {
     let (a, b) = pair(HostConfig::default()).await;

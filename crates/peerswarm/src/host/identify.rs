@@ -2,13 +2,17 @@
 //! tell peers ours, and push changes.
 
 use super::{Host, HostError};
+use crate::connection::ConnectionId;
 use crate::stream::Stream;
 use crate::swarm::Conn;
 use multiaddr::Multiaddr;
 use peerswarm_proto::identify::{Identify, MAX_STREAM_BYTES, PROTOCOL, PUSH_PROTOCOL};
 use peerswarm_proto::identity::{PeerId, PublicKey};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
 
 /// The protocol family we speak (identify's `protocolVersion`).
 pub const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
@@ -125,14 +129,89 @@ fn record(host: &Host, peer: PeerId, msg: &Identify, push: bool) -> Result<(), H
     Ok(())
 }
 
+/// The identify exchanges in flight, by connection: each one's outcome
+/// (`None` while it runs; then the answer, or `None` if it failed).
+#[derive(Debug, Default)]
+pub(super) struct Runs(Mutex<HashMap<ConnectionId, RunOutcome>>);
+
+impl Runs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, RunOutcome>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type RunOutcome = watch::Receiver<Option<Option<IdentifyInfo>>>;
+
+/// A request's part in a connection's identify run.
+enum Turn {
+    /// Run the exchange and publish its outcome.
+    Lead(watch::Sender<Option<Option<IdentifyInfo>>>, RunOutcome),
+    /// Wait for the run in flight.
+    Follow(RunOutcome),
+}
+
+/// Removes a run's entry when its leader finishes or is cancelled (its
+/// followers then see the channel close).
+struct RunGuard<'a> {
+    runs: &'a Runs,
+    conn: ConnectionId,
+    outcome: RunOutcome,
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        let mut runs = self.runs.lock();
+        if runs.get(&self.conn).is_some_and(|r| r.same_channel(&self.outcome)) {
+            runs.remove(&self.conn);
+        }
+    }
+}
+
 pub(super) async fn request(host: &Host, peer: &PeerId) -> Result<IdentifyInfo, HostError> {
-    let stream = host.new_stream(peer, &[PROTOCOL]).await?;
-    request_on(host, peer, stream).await
+    let conn = host.swarm().dial_peer(peer).await?;
+    request_conn(host, &conn).await
 }
 
 /// Identifies `conn`'s peer over that connection only: never dials (the
 /// connection may be closed already, and then there is nothing to do).
+///
+/// One exchange per connection at a time: a request that finds one in
+/// flight waits for its answer, and asks again itself only if that one
+/// failed. Some peers refuse a second concurrent identify stream
+/// (js-libp2p resets it), and one answer serves every caller.
 async fn request_conn(host: &Host, conn: &Conn) -> Result<IdentifyInfo, HostError> {
+    let runs = &host.inner.identify_runs;
+    let turn = {
+        let mut in_flight = runs.lock();
+        match in_flight.get(&conn.id()) {
+            Some(outcome) => Turn::Follow(outcome.clone()),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                in_flight.insert(conn.id(), rx.clone());
+                Turn::Lead(tx, rx)
+            }
+        }
+    };
+    let (tx, rx) = match turn {
+        Turn::Lead(tx, rx) => (tx, rx),
+        Turn::Follow(mut outcome) => {
+            if let Ok(done) = outcome.wait_for(Option::is_some).await {
+                if let Some(Some(info)) = &*done {
+                    return Ok(info.clone());
+                }
+            }
+            // That run failed or was cancelled: ask ourselves.
+            return exchange(host, conn).await;
+        }
+    };
+    let _guard = RunGuard { runs, conn: conn.id(), outcome: rx };
+    let result = exchange(host, conn).await;
+    tx.send_replace(Some(result.as_ref().ok().cloned()));
+    result
+}
+
+/// One identify exchange on a new stream of `conn`.
+async fn exchange(host: &Host, conn: &Conn) -> Result<IdentifyInfo, HostError> {
     let stream = conn.new_stream().await?;
     let negotiate = stream.negotiate_outbound(&[PROTOCOL]);
     let stream = tokio::time::timeout(host.config().negotiation_timeout, negotiate)

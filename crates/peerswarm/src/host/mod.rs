@@ -185,6 +185,9 @@ struct HostInner {
     swarm: Swarm,
     routes: RwLock<Vec<Route>>,
     config: HostConfig,
+    /// Identify exchanges in flight, one per connection at most (see
+    /// `identify::request_conn`).
+    identify_runs: identify::Runs,
 }
 
 impl std::fmt::Debug for Host {
@@ -197,7 +200,14 @@ impl Host {
     /// Wraps `swarm`: takes over its stream handler and serves identify,
     /// identify-push, ping and echo (and perf, if enabled).
     pub fn new(swarm: Swarm, config: HostConfig) -> Host {
-        let host = Host { inner: Arc::new(HostInner { swarm, routes: RwLock::default(), config }) };
+        let host = Host {
+            inner: Arc::new(HostInner {
+                swarm,
+                routes: RwLock::default(),
+                config,
+                identify_runs: identify::Runs::default(),
+            }),
+        };
         let weak = Arc::downgrade(&host.inner);
         host.inner.swarm.set_stream_handler(move |stream| {
             let weak = weak.clone();
@@ -354,7 +364,11 @@ impl Host {
         ping::ping(self, peer).await
     }
 
-    /// Asks `peer` to identify itself (and records the answer).
+    /// Asks `peer` to identify itself (and records the answer), dialing if
+    /// need be. A request made while an identify exchange is already under
+    /// way on that connection (the one made on connect, say) shares its
+    /// answer instead of opening a second identify stream, which peers may
+    /// refuse (js-libp2p serves one at a time per connection).
     pub async fn identify(&self, peer: &PeerId) -> Result<IdentifyInfo, HostError> {
         identify::request(self, peer).await
     }

@@ -1,0 +1,129 @@
+//! A js-libp2p 3 node in Node.js (`js/node.mjs`: TCP, Noise, yamux; ping,
+//! identify and `/echo/1.0.0`), run as a child process beside peerswarm.
+//!
+//! * [`JsListener`]: `node.mjs listen`, serving until dropped; reports each
+//!   peer that js-libp2p's identify learned about.
+//! * [`js_dial`]: `node.mjs dial`, which pings, identifies and echoes
+//!   against an address and reports what it saw.
+//!
+//! Both speak one JSON object per stdout line. Node's dependencies come from
+//! [`js_node_dir`]; every wait is bounded by [`within`].
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::{js_node_dir, within};
+
+/// The limit for any one wait on the Node.js process.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// `node node.mjs <args>`, piped, killed if dropped.
+fn node(args: &[&str]) -> Command {
+    let dir = tokio::task::block_in_place(js_node_dir);
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join("node.mjs"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Collects a child's stderr, for failure messages.
+fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let sink = stderr.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    stderr
+}
+
+/// A running `node.mjs listen`; stopped when dropped.
+#[derive(Debug)]
+pub struct JsListener {
+    _child: Child,
+    addr: Multiaddr,
+    peer: PeerId,
+    identified: mpsc::UnboundedReceiver<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl JsListener {
+    /// Starts the node; returns once it listens.
+    pub async fn spawn() -> Self {
+        let mut child = node(&["listen"]).spawn().expect("spawn node (Node.js)");
+        let stderr = collect_stderr(&mut child);
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let first = within(LIMIT, "the js node's address line", lines.next_line())
+            .await
+            .expect("read the js node's stdout")
+            .unwrap_or_else(|| panic!("the js node exited: {}", stderr.lock().unwrap()));
+        let first: Value = serde_json::from_str(&first).expect("a JSON line");
+        let mut addr: Multiaddr = first["addr"].as_str().expect("addr").parse().expect("a multiaddr");
+        let Some(Protocol::P2p(peer)) = addr.pop() else { panic!("{first} has no /p2p/ part") };
+        let (tx, identified) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut event) = serde_json::from_str::<Value>(&line) {
+                    if let Some(info) = event.get_mut("identified") {
+                        let _ = tx.send(info.take());
+                    }
+                }
+            }
+        });
+        JsListener { _child: child, addr, peer, identified, stderr }
+    }
+
+    /// Where it listens (without `/p2p/`).
+    pub fn addr(&self) -> &Multiaddr {
+        &self.addr
+    }
+
+    /// Its peer ID.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The next peer js-libp2p's identify learned about: `peer`,
+    /// `agent_version`, `protocol_version`, `protocols`, `listen_addrs`,
+    /// `observed_addr`.
+    pub async fn next_identified(&mut self) -> Value {
+        let next = within(LIMIT, "js-libp2p to identify a peer", self.identified.recv()).await;
+        next.unwrap_or_else(|| panic!("the js node exited: {}", self.stderr.lock().unwrap()))
+    }
+}
+
+/// Runs `node.mjs dial ADDR BYTES STREAMS` against `addr` (with `/p2p/`):
+/// three pings, an identify, then `bytes` echoed on each of `streams`
+/// concurrent streams. Returns its report (`local_peer`, `remote_peer`,
+/// `pings_ms`, `identify`, `echoed`), or its stderr if it failed.
+pub async fn js_dial(addr: &Multiaddr, bytes: usize, streams: usize) -> Result<Value, String> {
+    let child = node(&["dial", &addr.to_string(), &bytes.to_string(), &streams.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn node (Node.js)");
+    let output =
+        within(LIMIT, "the js node's dial run", child.wait_with_output()).await.expect("wait for node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("{}: {}{}", output.status, stdout, String::from_utf8_lossy(&output.stderr)));
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| format!("not JSON ({e}): {stdout}"))
+}
