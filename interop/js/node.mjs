@@ -1,12 +1,13 @@
-// A js-libp2p node (TCP, Noise, yamux; ping, identify, /echo/1.0.0) for
-// the interop tests in ../tests/js_libp2p.rs. One JSON object per stdout
-// line; errors go to stderr and exit with status 1.
+// A js-libp2p node (TCP, Noise, yamux; ping, identify and identify push,
+// /echo/1.0.0) for the interop tests in ../tests/js_libp2p.rs. One JSON
+// object per stdout line; errors go to stderr and exit with status 1.
 //
 //   node node.mjs listen
 //       Listens on 127.0.0.1, prints {"addr", "peer"} and serves until stdin
 //       closes. Echoes every /echo/1.0.0 stream (until the dialer's FIN,
-//       then FIN back) and prints {"identified": ...} for each peer that
-//       identify reports.
+//       then FIN back), prints {"identified": ...} for each peer that
+//       identify reports and {"updated": {"peer", "protocols"}} for each
+//       change to a peer's record (an identify push, say).
 //   node node.mjs dial ADDR BYTES STREAMS
 //       Dials ADDR (with /p2p/), pings it three times, runs identify,
 //       then echoes BYTES bytes on each of STREAMS concurrent /echo/1.0.0
@@ -20,7 +21,7 @@ import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { ping } from '@libp2p/ping'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
 
 const ECHO = '/echo/1.0.0'
@@ -40,7 +41,7 @@ async function start (listen) {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    services: { ping: ping(), identify: identify() }
+    services: { ping: ping(), identify: identify(), identifyPush: identifyPush() }
   })
   // Echo: send back every chunk as it comes (waiting for the send buffer
   // to drain), then FIN once the dialer has sent its FIN.
@@ -122,6 +123,11 @@ async function listen () {
   const node = await start(true)
   node.addEventListener('peer:identify', (event) => {
     emit({ identified: describe(event.detail) })
+  })
+  // Identify pushes (and other changes) land in the peer store.
+  node.addEventListener('peer:update', (event) => {
+    const { peer } = event.detail
+    emit({ updated: { peer: peer.id.toString(), protocols: peer.protocols } })
   })
   const addr = node.getMultiaddrs()[0]
   emit({ addr: addr.toString(), peer: node.peerId.toString() })

@@ -61,6 +61,7 @@ pub struct JsListener {
     addr: Multiaddr,
     peer: PeerId,
     identified: mpsc::UnboundedReceiver<Value>,
+    updated: mpsc::UnboundedReceiver<Value>,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -77,17 +78,19 @@ impl JsListener {
         let first: Value = serde_json::from_str(&first).expect("a JSON line");
         let mut addr: Multiaddr = first["addr"].as_str().expect("addr").parse().expect("a multiaddr");
         let Some(Protocol::P2p(peer)) = addr.pop() else { panic!("{first} has no /p2p/ part") };
-        let (tx, identified) = mpsc::unbounded_channel();
+        let (identified_tx, identified) = mpsc::unbounded_channel();
+        let (updated_tx, updated) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(mut event) = serde_json::from_str::<Value>(&line) {
-                    if let Some(info) = event.get_mut("identified") {
-                        let _ = tx.send(info.take());
-                    }
+                let Ok(mut event) = serde_json::from_str::<Value>(&line) else { continue };
+                if let Some(info) = event.get_mut("identified") {
+                    let _ = identified_tx.send(info.take());
+                } else if let Some(update) = event.get_mut("updated") {
+                    let _ = updated_tx.send(update.take());
                 }
             }
         });
-        JsListener { _child: child, addr, peer, identified, stderr }
+        JsListener { _child: child, addr, peer, identified, updated, stderr }
     }
 
     /// Where it listens (without `/p2p/`).
@@ -106,6 +109,26 @@ impl JsListener {
     pub async fn next_identified(&mut self) -> Value {
         let next = within(LIMIT, "js-libp2p to identify a peer", self.identified.recv()).await;
         next.unwrap_or_else(|| panic!("the js node exited: {}", self.stderr.lock().unwrap()))
+    }
+}
+
+impl JsListener {
+    /// Waits for an update of `peer`'s record in js-libp2p's peer store
+    /// whose protocols satisfy `accept` (earlier updates are skipped).
+    pub async fn updated_protocols(&mut self, peer: &PeerId, accept: impl Fn(&[&str]) -> bool) {
+        let peer = peer.to_string();
+        let wait = async {
+            while let Some(update) = self.updated.recv().await {
+                let protocols: Vec<&str> =
+                    update["protocols"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                if update["peer"] == peer.as_str() && accept(&protocols) {
+                    return true;
+                }
+            }
+            false
+        };
+        let seen = within(LIMIT, "js-libp2p to update a peer's protocols", wait).await;
+        assert!(seen, "the js node exited: {}", self.stderr.lock().unwrap());
     }
 }
 

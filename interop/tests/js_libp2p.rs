@@ -7,9 +7,9 @@
 //! dependencies are installed from `js/package-lock.json` on first use.
 //! Needs Node.js 20 or later.
 //!
-//! peerswarm's echo clients here close their write half only once the echo
-//! has started: js-libp2p 3 aborts an inbound stream whose FIN arrives,
-//! with pipelined data, before it has answered the protocol proposal (see
+//! The short echo closes its write half only once the echo has started:
+//! js-libp2p 3 can lose a stream whose FIN arrives, with pipelined data,
+//! before it has answered the protocol proposal (see
 //! [`exercise::send_and_read_to_end_after_answer`]).
 
 use std::time::Duration;
@@ -92,6 +92,14 @@ async fn peerswarm_dials_js_libp2p() {
     for addr in host.swarm().interface_listen_addresses() {
         assert!(listen_addrs.contains(&addr.to_string().as_str()), "{addr} in {listen_addrs:?}");
     }
+
+    // A protocol added later reaches js-libp2p by identify push (its
+    // `identifyPush` service), and one removed leaves its record the same
+    // way.
+    host.set_stream_handler("/interop/pushed/1.0.0", |_| async {});
+    js.updated_protocols(&host.local_peer(), |p| p.contains(&"/interop/pushed/1.0.0")).await;
+    host.remove_stream_handler("/interop/pushed/1.0.0");
+    js.updated_protocols(&host.local_peer(), |p| !p.contains(&"/interop/pushed/1.0.0")).await;
 
     // A short request (all of it, FIN included, can reach js-libp2p before
     // it has answered the proposal), eight streams at once, then one larger

@@ -270,15 +270,15 @@ async fn echo(
     let (host, peer) = client(&target, false, psk).await?;
     let mut stream =
         host.new_stream(&peer, &["/echo/1.0.0"]).await.map_err(|e| format!("echo to {peer} failed: {e}"))?;
-    // FIN only once the echo is back: js-libp2p 3 aborts an inbound stream
-    // whose FIN arrives, with data, before it has answered the protocol
-    // proposal. (A command-line argument is at most 128 KiB on Linux, well
-    // within the stream window, so writing all before reading cannot stall.)
+    // FIN only once the peer has accepted the protocol: js-libp2p 3 can lose
+    // a request whose FIN reaches it first. (A command-line argument is at
+    // most 128 KiB on Linux, within the stream window, so writing it all
+    // before reading cannot stall.)
     let exchange = async {
         stream.write_all(text.as_bytes()).await?;
-        let mut back = vec![0; text.len()];
-        stream.read_exact(&mut back).await?;
+        stream.confirm_protocol().await?;
         stream.close_write().await?;
+        let mut back = Vec::new();
         stream.read_to_end(&mut back).await?;
         Ok::<_, std::io::Error>(back)
     };

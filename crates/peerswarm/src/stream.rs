@@ -256,6 +256,34 @@ impl Stream {
         self.io.get_mut().set_idle_timeout(timeout);
     }
 
+    /// Waits until the peer has accepted this stream's protocol.
+    ///
+    /// A stream opened with a single protocol proposes it optimistically:
+    /// writes go out at once, behind the proposal, and the peer's answer is
+    /// checked by the first read. This checks it now (bytes the peer sent
+    /// behind its answer stay readable). Use it to learn of a refusal before
+    /// sending much, or before half-closing a request sent in full: some
+    /// peers (js-libp2p 3) can lose a request whose FIN reaches them before
+    /// they have answered the proposal. Returns at once for a stream that is
+    /// not waiting for an answer (inbound, or negotiated in full).
+    ///
+    /// # Errors
+    ///
+    /// As the first read would fail: [`io::ErrorKind::ConnectionRefused`] if
+    /// the peer refused the protocol ([`NegotiationError`] inside),
+    /// [`io::ErrorKind::TimedOut`] past the read deadline, and the stream's
+    /// own errors.
+    pub async fn confirm_protocol(&mut self) -> io::Result<()> {
+        std::future::poll_fn(|cx| match self.io.poll_confirmed(cx) {
+            Poll::Pending => {
+                poll_deadline(&mut self.read_deadline, cx)?;
+                Poll::Pending
+            }
+            ready => ready,
+        })
+        .await
+    }
+
     /// Half-closes the stream: flushes what was written, then sends FIN.
     /// Reading stays possible.
     pub async fn close_write(&mut self) -> io::Result<()> {

@@ -143,6 +143,24 @@ async fn identify_records_the_peer_and_reports_the_observed_address() {
     );
 }
 
+#[tokio::test]
+async fn confirm_protocol_reports_acceptance_or_refusal_before_any_read() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let peer = b.local_peer();
+    let mut accepted = a.new_stream(&peer, &[ECHO_PROTOCOL]).await.unwrap();
+    accepted.write_all(b"ping").await.unwrap();
+    accepted.confirm_protocol().await.unwrap();
+    accepted.close_write().await.unwrap();
+    let mut back = Vec::new();
+    accepted.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"ping");
+
+    let mut refused = a.new_stream(&peer, &["/nobody/1.0.0"]).await.unwrap();
+    let err = refused.confirm_protocol().await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(matches!(HostError::from(err), HostError::Negotiation(_)));
+}
+
 /// Serves identify like a peer that takes its time and, like js-libp2p,
 /// resets identify streams beyond `limit` at once; counts the streams.
 fn slow_identify(host: &Host, limit: usize) -> Arc<AtomicUsize> {

@@ -5,6 +5,7 @@ use super::{Host, HostError};
 use crate::connection::ConnectionId;
 use crate::stream::Stream;
 use crate::swarm::Conn;
+use futures::StreamExt;
 use multiaddr::Multiaddr;
 use peerswarm_proto::identify::{Identify, MAX_STREAM_BYTES, PROTOCOL, PUSH_PROTOCOL};
 use peerswarm_proto::identity::{PeerId, PublicKey};
@@ -16,8 +17,10 @@ use tokio::sync::watch;
 
 /// The protocol family we speak (identify's `protocolVersion`).
 pub const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
-/// Time allowed to read a peer's identify answer.
+/// Time allowed to read a peer's identify answer (or to push ours).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pushes in flight at once when our identify message changes.
+const PUSH_CONCURRENCY: usize = 16;
 /// Peerstore metadata keys under which identify records versions.
 pub const AGENT_VERSION_KEY: &str = "AgentVersion";
 /// See [`AGENT_VERSION_KEY`].
@@ -267,19 +270,27 @@ fn push_all(host: &Host) {
     let host = host.clone();
     tokio::spawn(async move {
         let msg = message(&host, None).encode_delimited();
-        for peer in peers {
-            let push = async {
-                let mut stream = host.new_stream(&peer, &[PUSH_PROTOCOL]).await?;
-                stream.write_all(&msg).await?;
-                stream.close().await?;
-                Ok::<_, HostError>(())
-            };
-            match tokio::time::timeout(READ_TIMEOUT, push).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "identify push failed"),
-                Err(_) => tracing::debug!(%peer, "identify push timed out"),
+        let push_to = |peer: PeerId| {
+            let (host, msg) = (&host, &msg);
+            async move {
+                let push = async {
+                    let mut stream = host.new_stream(&peer, &[PUSH_PROTOCOL]).await?;
+                    stream.write_all(msg).await?;
+                    // FIN once the peer has accepted: js-libp2p can lose a
+                    // message whose FIN arrives ahead of its answer.
+                    stream.confirm_protocol().await?;
+                    stream.close().await?;
+                    Ok::<_, HostError>(())
+                };
+                match tokio::time::timeout(READ_TIMEOUT, push).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "identify push failed"),
+                    Err(_) => tracing::debug!(%peer, "identify push timed out"),
+                }
             }
-        }
+        };
+        // A few at a time: one slow peer does not hold up the others.
+        futures::stream::iter(peers).for_each_concurrent(PUSH_CONCURRENCY, push_to).await;
     });
 }
 

@@ -269,6 +269,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
+    /// Completes once the listener has accepted a lazy proposal, reading
+    /// (and checking) its answer now instead of on the first read; bytes it
+    /// sent behind the answer stay readable. Sends the proposal first if
+    /// nothing was written. Ready at once for a stream not pending (eager
+    /// or inbound). Fails as that first read would: a refusal with
+    /// [`io::ErrorKind::ConnectionRefused`], and so on.
+    pub fn poll_confirmed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let State::Pending(_) = self.state {
+            ready!(self.poll_confirm(cx))?;
+        }
+        match &self.state {
+            State::Failed(e) => Poll::Ready(Err(Self::failure(e))),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

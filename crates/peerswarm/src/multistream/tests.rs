@@ -203,6 +203,40 @@ async fn lazy_rejection_surfaces_on_read() {
 }
 
 #[tokio::test]
+async fn lazy_confirmation_can_be_awaited_before_reading() {
+    // Accepted: the answer is checked, and what came behind it stays
+    // readable.
+    let (a, b) = duplex(1024);
+    let (_, mut a) = dialer_select(a, ["/p"], true).await.unwrap();
+    let listener = tokio::spawn(async move {
+        let (_, mut b) = listener_select(b, |p| p == "/p").await.unwrap();
+        b.write_all(b"behind the answer").await.unwrap();
+        let mut got = [0u8; 7];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"request");
+    });
+    a.write_all(b"request").await.unwrap();
+    assert!(a.is_pending());
+    std::future::poll_fn(|cx| a.poll_confirmed(cx)).await.unwrap();
+    assert!(!a.is_pending());
+    let mut got = [0u8; 17];
+    a.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"behind the answer");
+    listener.await.unwrap();
+    // Confirmed streams (and eager ones) are ready at once.
+    std::future::poll_fn(|cx| a.poll_confirmed(cx)).await.unwrap();
+
+    // Refused: the refusal, before anything is read; it sticks.
+    let (a, b) = duplex(1024);
+    let (_, mut a) = dialer_select(a, ["/unknown"], true).await.unwrap();
+    let _listener = tokio::spawn(listener_select(b, |_| false));
+    let err = std::future::poll_fn(|cx| a.poll_confirmed(cx)).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    assert!(matches!(negotiation_error(&err), NegotiationError::Failed));
+    assert_eq!(a.read(&mut [0u8; 1]).await.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
 async fn lazy_garbage_answer_is_invalid_data() {
     let (a, mut b) = duplex(1024);
     let (_, mut a) = dialer_select(a, ["/p"], true).await.unwrap();
