@@ -5,7 +5,8 @@
 //   node node.mjs listen
 //       Listens on 127.0.0.1, prints {"addr", "peer"} and serves until stdin
 //       closes. Echoes every /echo/1.0.0 stream (until the dialer's FIN,
-//       then FIN back), prints {"identified": ...} for each peer that
+//       then FIN back), resets every /interop/reset/1.0.0 stream once its
+//       first bytes arrive, prints {"identified": ...} for each peer that
 //       identify reports and {"updated": {"peer", "protocols"}} for each
 //       change to a peer's record (an identify push, say).
 //   node node.mjs dial ADDR BYTES STREAMS
@@ -25,6 +26,7 @@ import { identify, identifyPush } from '@libp2p/identify'
 import { multiaddr } from '@multiformats/multiaddr'
 
 const ECHO = '/echo/1.0.0'
+const RESET = '/interop/reset/1.0.0'
 
 function emit (object) {
   process.stdout.write(JSON.stringify(object) + '\n')
@@ -44,7 +46,9 @@ async function start (listen) {
     services: { ping: ping(), identify: identify(), identifyPush: identifyPush() }
   })
   // Echo: send back every chunk as it comes (waiting for the send buffer
-  // to drain), then FIN once the dialer has sent its FIN.
+  // to drain), then FIN once the dialer has sent its FIN. The tests run a
+  // hundred echo streams at once each way: above js-libp2p's default caps
+  // per protocol and connection (32 inbound, 64 outbound).
   await node.handle(ECHO, async (stream) => {
     try {
       for await (const chunk of stream) {
@@ -55,6 +59,13 @@ async function start (listen) {
       await stream.close()
     } catch (error) {
       stream.abort(error)
+    }
+  }, { maxInboundStreams: 256, maxOutboundStreams: 256 })
+  // Reset: abort the stream (yamux RST) as soon as its first bytes arrive.
+  await node.handle(RESET, async (stream) => {
+    for await (const _ of stream) { // eslint-disable-line no-unused-vars
+      stream.abort(new Error('interop: reset on purpose'))
+      return
     }
   })
   return node

@@ -22,11 +22,14 @@ use peerswarm::Multiaddr;
 use peerswarm_interop::exercise::{self, assert_same_bytes};
 use peerswarm_interop::{js_dial, peerswarm_bin, within, JsListener, ECHO_PROTOCOL, PING_PROTOCOL};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Bound on one step (a dial, an exchange, a transfer).
 const STEP: Duration = Duration::from_secs(60);
 
 const IDENTIFY_PROTOCOL: &str = "/ipfs/id/1.0.0";
+/// js-libp2p resets streams of this protocol once their first bytes arrive.
+const RESET_PROTOCOL: &str = "/interop/reset/1.0.0";
 
 async fn host(config: HostConfig) -> Host {
     let swarm = Swarm::builder(Keypair::generate_ed25519()).build();
@@ -108,6 +111,18 @@ async fn peerswarm_dials_js_libp2p() {
     let streams = (1..=8).map(|seed| echo(&host, &peer, seed, 1 << 20));
     within(STEP, "eight concurrent echoes", futures::future::join_all(streams)).await;
     within(STEP, "a 32 MiB echo", echo(&host, &peer, 99, 32 << 20)).await;
+    let streams = (1..=100).map(|seed| echo(&host, &peer, 100 + seed, seed as usize * 1024));
+    within(STEP, "a hundred concurrent echoes", futures::future::join_all(streams)).await;
+
+    // js-libp2p resets a stream: our read fails with ConnectionReset, and
+    // the connection carries on.
+    let mut stream = host.new_stream(&peer, &[RESET_PROTOCOL]).await.expect("open a stream");
+    stream.write_all(b"reset me").await.expect("write");
+    let mut buf = [0u8; 16];
+    let read = within(STEP, "the reset to arrive", stream.read(&mut buf)).await;
+    assert_eq!(read.expect_err("a reset stream").kind(), std::io::ErrorKind::ConnectionReset);
+    within(STEP, "an echo after the reset", echo(&host, &peer, 1000, 1000)).await;
+    assert_eq!(host.swarm().conns_to_peer(&peer).len(), 1);
     host.close().await;
 }
 
@@ -116,6 +131,11 @@ async fn js_libp2p_dials_peerswarm() {
     let host = host(HostConfig::default().with_agent_version("peerswarm-interop/1")).await;
     let listen_addr = host.swarm().interface_listen_addresses()[0].clone();
     let addr = listen_addr.clone().with(Protocol::P2p(host.local_peer()));
+    // A hundred small streams at once, then four of 4 MiB.
+    let report =
+        js_dial(&addr, 16 << 10, 100).await.unwrap_or_else(|e| panic!("js-libp2p's run failed: {e}"));
+    let echoed = report["echoed"].as_array().expect("echoed");
+    assert!(echoed.len() == 100 && echoed.iter().all(|n| n == 16 << 10), "{report}");
     let bytes = 4 << 20;
     let report = js_dial(&addr, bytes, 4).await.unwrap_or_else(|e| panic!("js-libp2p's run failed: {e}"));
 
