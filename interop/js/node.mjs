@@ -14,7 +14,7 @@
 //       then echoes BYTES bytes on each of STREAMS concurrent /echo/1.0.0
 //       streams (writing while reading, then FIN) and checks every byte.
 //       Prints {"local_peer", "remote_peer", "pings_ms", "identify",
-//       "echoed"}.
+//       "echoed"}, then stays connected, serving, until stdin closes.
 
 import './polyfill.mjs'
 import { createLibp2p } from 'libp2p'
@@ -165,6 +165,9 @@ async function dial (addr, bytes, streams) {
     identify: describe(info),
     echoed
   })
+  // Stay connected (the peer may open streams to us) until stdin closes.
+  process.stdin.resume()
+  await new Promise((resolve) => process.stdin.on('end', resolve))
   await node.stop()
   process.exit(0)
 }

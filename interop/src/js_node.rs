@@ -4,7 +4,8 @@
 //! * [`JsListener`]: `node.mjs listen`, serving until dropped; reports each
 //!   peer that js-libp2p's identify learned about.
 //! * [`js_dial`]: `node.mjs dial`, which pings, identifies and echoes
-//!   against an address and reports what it saw.
+//!   against an address, reports what it saw, and stays connected until
+//!   [`JsDial::finish`].
 //!
 //! Both speak one JSON object per stdout line. Node's dependencies come from
 //! [`js_node_dir`]; every wait is bounded by [`within`].
@@ -132,21 +133,40 @@ impl JsListener {
     }
 }
 
+/// A `node.mjs dial` run that has reported and stays connected, serving
+/// echo, until [`JsDial::finish`] (or until dropped, which kills it).
+#[derive(Debug)]
+pub struct JsDial {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl JsDial {
+    /// Closes the node's stdin and waits for it to stop cleanly.
+    pub async fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let status = within(LIMIT, "the js node to stop", self.child.wait()).await.expect("wait for node");
+        assert!(status.success(), "the js node exited with {status}: {}", self.stderr.lock().unwrap());
+    }
+}
+
 /// Runs `node.mjs dial ADDR BYTES STREAMS` against `addr` (with `/p2p/`):
 /// three pings, an identify, then `bytes` echoed on each of `streams`
 /// concurrent streams. Returns its report (`local_peer`, `remote_peer`,
-/// `pings_ms`, `identify`, `echoed`), or its stderr if it failed.
-pub async fn js_dial(addr: &Multiaddr, bytes: usize, streams: usize) -> Result<Value, String> {
-    let child = node(&["dial", &addr.to_string(), &bytes.to_string(), &streams.to_string()])
-        .stdin(Stdio::null())
+/// `pings_ms`, `identify`, `echoed`) and the still connected node, or
+/// what it printed if it failed.
+pub async fn js_dial(addr: &Multiaddr, bytes: usize, streams: usize) -> Result<(Value, JsDial), String> {
+    let mut child = node(&["dial", &addr.to_string(), &bytes.to_string(), &streams.to_string()])
         .spawn()
         .expect("spawn node (Node.js)");
-    let output =
-        within(LIMIT, "the js node's dial run", child.wait_with_output()).await.expect("wait for node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!("{}: {}{}", output.status, stdout, String::from_utf8_lossy(&output.stderr)));
-    }
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).map_err(|e| format!("not JSON ({e}): {stdout}"))
+    let stderr = collect_stderr(&mut child);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let line =
+        within(LIMIT, "the js node's dial report", lines.next_line()).await.map_err(|e| e.to_string())?;
+    let Some(line) = line else {
+        let status = within(LIMIT, "the js node to exit", child.wait()).await;
+        return Err(format!("{status:?}: {}", stderr.lock().unwrap()));
+    };
+    let report = serde_json::from_str(&line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+    Ok((report, JsDial { child, stderr }))
 }

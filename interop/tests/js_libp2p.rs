@@ -132,12 +132,14 @@ async fn js_libp2p_dials_peerswarm() {
     let listen_addr = host.swarm().interface_listen_addresses()[0].clone();
     let addr = listen_addr.clone().with(Protocol::P2p(host.local_peer()));
     // A hundred small streams at once, then four of 4 MiB.
-    let report =
+    let (report, js) =
         js_dial(&addr, 16 << 10, 100).await.unwrap_or_else(|e| panic!("js-libp2p's run failed: {e}"));
     let echoed = report["echoed"].as_array().expect("echoed");
     assert!(echoed.len() == 100 && echoed.iter().all(|n| n == 16 << 10), "{report}");
+    js.finish().await;
     let bytes = 4 << 20;
-    let report = js_dial(&addr, bytes, 4).await.unwrap_or_else(|e| panic!("js-libp2p's run failed: {e}"));
+    let (report, js) =
+        js_dial(&addr, bytes, 4).await.unwrap_or_else(|e| panic!("js-libp2p's run failed: {e}"));
 
     assert_eq!(report["remote_peer"], host.local_peer().to_string());
     assert_eq!(report["pings_ms"].as_array().map(Vec::len), Some(3), "{report}");
@@ -158,6 +160,16 @@ async fn js_libp2p_dials_peerswarm() {
     let js_peer = report["local_peer"].as_str().expect("local_peer").parse().expect("a peer ID");
     let agent = host.swarm().peerstore().get(&js_peer, AGENT_VERSION_KEY).unwrap_or_default();
     assert!(agent.starts_with(b"js-libp2p/"), "agent version {:?}", String::from_utf8_lossy(&agent));
+
+    // Streams the other way, on the connection js-libp2p dialed (ours are
+    // the yamux server's even stream IDs).
+    let conns = host.swarm().conns_to_peer(&js_peer);
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].stat().direction, peerswarm::Direction::Inbound);
+    let streams = (1..=4).map(|seed| echo(&host, &js_peer, 200 + seed, 1 << 20));
+    within(STEP, "echoes on js-libp2p's connection", futures::future::join_all(streams)).await;
+    assert_eq!(host.swarm().conns_to_peer(&js_peer).len(), 1, "no second connection was dialed");
+    js.finish().await;
     host.close().await;
 }
 
