@@ -342,3 +342,22 @@ async fn rust_libp2p_perf_against_cli_listen() {
     }
     cli.interrupt().await;
 }
+
+/// `peerswarm echo` against a peer that accepts `/echo/1.0.0` and then says
+/// nothing (here a peerswarm host with a silent handler): the command gives
+/// up at its `--timeout` instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_gives_up_on_a_silent_peer() {
+    use peerswarm::host::{Host, HostConfig};
+    let swarm = peerswarm::swarm::Swarm::builder(peerswarm::identity::Keypair::generate_ed25519()).build();
+    swarm.listen(&["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")]).await.expect("listen");
+    let host = Host::new(swarm, HostConfig::default());
+    host.set_stream_handler(ECHO_PROTOCOL, |stream| async move {
+        tokio::time::sleep(LIMIT).await;
+        drop(stream);
+    });
+    let addr = format!("{}/p2p/{}", host.swarm().interface_listen_addresses()[0], host.local_peer());
+    let finished = run(&["echo", "--timeout", "1", &addr, "hello"]).await;
+    assert!(!finished.status.success(), "echo to a silent peer succeeded: {finished}");
+    assert!(finished.stderr.contains("deadline exceeded"), "not a time-out: {finished}");
+}

@@ -72,6 +72,10 @@ pub(crate) enum Command {
         addr: Multiaddr,
         /// The text to send.
         text: String,
+        /// Give up if the whole echo has not come back after this many
+        /// seconds.
+        #[arg(long, default_value = "30", value_name = "SECS")]
+        timeout: u64,
     },
     /// Measure throughput against a node started with `listen --perf`.
     Perf {

@@ -102,7 +102,9 @@ async fn run(command: Option<Command>, psk: Option<std::path::PathBuf>, out: &Ou
         }
         Some(Command::Ping { addr, count }) => ping(addr, count, psk, out).await,
         Some(Command::Identify { addr }) => identify_cmd(addr, psk, out).await,
-        Some(Command::Echo { addr, text }) => echo(addr, text, psk, out).await,
+        Some(Command::Echo { addr, text, timeout }) => {
+            echo(addr, text, Duration::from_secs(timeout), psk, out).await
+        }
         Some(Command::Perf { addr, upload, download, streams }) => {
             perf(addr, upload.0, download.0, streams, psk, out).await
         }
@@ -264,12 +266,15 @@ async fn identify_cmd(target: Multiaddr, psk: Option<&PreSharedKey>, out: &Outpu
 async fn echo(
     target: Multiaddr,
     text: String,
+    timeout: Duration,
     psk: Option<&PreSharedKey>,
     out: &Output,
 ) -> Result<(), Failure> {
     let (host, peer) = client(&target, false, psk).await?;
     let mut stream =
         host.new_stream(&peer, &["/echo/1.0.0"]).await.map_err(|e| format!("echo to {peer} failed: {e}"))?;
+    // A peer that accepts and then stays silent must not hang the command.
+    stream.set_deadline(Some(Instant::now() + timeout));
     // FIN only once the peer has accepted the protocol: js-libp2p 3 can lose
     // a request whose FIN reaches it first. (A command-line argument is at
     // most 128 KiB on Linux, within the stream window, so writing it all
