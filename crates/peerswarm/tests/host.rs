@@ -169,7 +169,7 @@ fn slow_identify(host: &Host, limit: usize) -> Arc<AtomicUsize> {
     host.set_stream_handler_with_limit(peerswarm_proto::identify::PROTOCOL, limit, move |mut s| {
         counted.fetch_add(1, Ordering::SeqCst);
         async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
             let answer = peerswarm_proto::identify::Identify {
                 agent_version: Some("slow/1".into()),
                 protocols: vec!["/slow/1.0.0".into()],
@@ -206,15 +206,21 @@ async fn identify_waiting_on_a_cancelled_exchange_asks_itself() {
     let streams = slow_identify(&b, 2);
     let peer = b.local_peer();
     a.connect(&peer, b.swarm().listen_addresses()).await.unwrap();
-    let leader = tokio::time::timeout(Duration::from_millis(100), a.identify(&peer));
-    let follower = async {
-        // Join the leader's exchange (under way once its stream is served).
-        assert!(eventually(Duration::from_secs(5), || streams.load(Ordering::SeqCst) == 1).await);
-        a.identify(&peer).await
+    let identify = |a: &Host| {
+        let a = a.clone();
+        tokio::spawn(async move { a.identify(&peer).await })
     };
-    let (leader, follower) = tokio::join!(leader, follower);
-    assert!(leader.is_err(), "the leader is cancelled by its timeout");
-    assert_eq!(follower.unwrap().agent_version.as_deref(), Some("slow/1"));
+    let leader = identify(&a);
+    // The leader's exchange is under way once the peer serves its stream
+    // (and the peer takes a second to answer).
+    assert!(eventually(Duration::from_secs(5), || streams.load(Ordering::SeqCst) == 1).await);
+    let follower = identify(&a);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    // The follower asks itself (had it not joined in time, it led its own
+    // exchange: the outcome is the same).
+    assert_eq!(follower.await.unwrap().unwrap().agent_version.as_deref(), Some("slow/1"));
     assert_eq!(streams.load(Ordering::SeqCst), 2);
 }
 
