@@ -236,6 +236,27 @@ async fn identify_runs_on_connect_and_push_announces_new_protocols() {
 }
 
 #[tokio::test]
+async fn a_burst_of_protocol_changes_leaves_peers_with_the_final_set() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let (peer, store) = (b.local_peer(), a.swarm().peerstore().clone());
+    assert!(eventually(Duration::from_secs(5), || store.supports_any(&peer, &["/ipfs/ping/1.0.0"])).await);
+    let churn: Vec<String> = (0..20).map(|i| format!("/churn/{i}/1.0.0")).collect();
+    for protocol in &churn {
+        b.set_stream_handler(protocol, |_| async {});
+    }
+    for protocol in &churn[..19] {
+        b.remove_stream_handler(protocol);
+    }
+    // Pushes go out a round at a time, each with the message of its start:
+    // the last one carries the final set.
+    let final_set = || {
+        store.supports_any(&peer, &[churn[19].as_str()])
+            && !churn[..19].iter().any(|p| store.supports_any(&peer, &[p.as_str()]))
+    };
+    assert!(eventually(Duration::from_secs(5), final_set).await, "the peer kept a stale protocol set");
+}
+
+#[tokio::test]
 async fn ping_repeats_on_one_stream() {
     let (a, b) = pair(HostConfig::default()).await;
     let mut pinger = a.pinger(&b.local_peer()).await.unwrap();

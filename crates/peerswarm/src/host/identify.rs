@@ -1,7 +1,7 @@
 //! Identify and identify-push: learn a peer's keys, addresses and protocols;
 //! tell peers ours, and push changes.
 
-use super::{Host, HostError};
+use super::{Host, HostError, HostInner};
 use crate::connection::ConnectionId;
 use crate::stream::Stream;
 use crate::swarm::Conn;
@@ -10,10 +10,11 @@ use multiaddr::Multiaddr;
 use peerswarm_proto::identify::{Identify, MAX_STREAM_BYTES, PROTOCOL, PUSH_PROTOCOL};
 use peerswarm_proto::identity::{PeerId, PublicKey};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
+use tokio::task::AbortHandle;
 
 /// The protocol family we speak (identify's `protocolVersion`).
 pub const PROTOCOL_VERSION: &str = "ipfs/0.1.0";
@@ -44,16 +45,23 @@ pub struct IdentifyInfo {
 }
 
 pub(super) fn install(host: &Host) {
-    let h = host.clone();
+    // The handlers live in the host: they hold it weakly, or it would never
+    // be freed.
+    let weak = host.downgrade();
     host.set_stream_handler(PROTOCOL, move |stream| {
-        let h = h.clone();
-        async move { respond(&h, stream).await }
-    });
-    let h = host.clone();
-    host.set_stream_handler(PUSH_PROTOCOL, move |stream| {
-        let h = h.clone();
+        let host = weak.upgrade();
         async move {
-            if let Err(error) = receive_push(&h, stream).await {
+            if let Some(host) = host {
+                respond(&host, stream).await;
+            }
+        }
+    });
+    let weak = host.downgrade();
+    host.set_stream_handler(PUSH_PROTOCOL, move |stream| {
+        let host = weak.upgrade();
+        async move {
+            let Some(host) = host else { return };
+            if let Err(error) = receive_push(&host, stream).await {
                 tracing::debug!(%error, "identify push rejected");
             }
         }
@@ -261,43 +269,113 @@ pub(super) fn on_connected(host: &Host, conn: &Conn) {
     });
 }
 
+/// Sends identify pushes from one task, a round at a time: each round
+/// sends the message as it is when the round starts, so a peer never gets
+/// an older message after a newer one, and changes made during a round
+/// lead to one more round (not one task each).
+#[derive(Debug, Default)]
+pub(super) struct Pusher {
+    wake: Arc<Notify>,
+    worker: OnceLock<AbortHandle>,
+}
+
+impl Pusher {
+    /// Asks for a round with the current message (starting the task on
+    /// first use; it holds the host weakly and ends with it).
+    fn request(&self, host: &Host) {
+        self.worker.get_or_init(|| {
+            let rounds = push_rounds(Arc::downgrade(&host.inner), self.wake.clone());
+            tokio::spawn(rounds).abort_handle()
+        });
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.get() {
+            worker.abort();
+        }
+    }
+}
+
+async fn push_rounds(host: Weak<HostInner>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(inner) = host.upgrade() else { return };
+        push_round(&Host { inner }).await;
+    }
+}
+
 /// Pushes our current identify message to every connected peer.
-fn push_all(host: &Host) {
+async fn push_round(host: &Host) {
     let peers = host.swarm().peers();
     if peers.is_empty() {
         return;
     }
-    let host = host.clone();
-    tokio::spawn(async move {
-        let msg = message(&host, None).encode_delimited();
-        let push_to = |peer: PeerId| {
-            let (host, msg) = (&host, &msg);
-            async move {
-                let push = async {
-                    let mut stream = host.new_stream(&peer, &[PUSH_PROTOCOL]).await?;
-                    stream.write_all(msg).await?;
-                    // FIN once the peer has accepted: js-libp2p can lose a
-                    // message whose FIN arrives ahead of its answer.
-                    stream.confirm_protocol().await?;
-                    stream.close().await?;
-                    Ok::<_, HostError>(())
-                };
-                match tokio::time::timeout(READ_TIMEOUT, push).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "identify push failed"),
-                    Err(_) => tracing::debug!(%peer, "identify push timed out"),
-                }
+    let msg = message(host, None).encode_delimited();
+    let push_to = |peer: PeerId| {
+        let msg = &msg;
+        async move {
+            let push = async {
+                let mut stream = host.new_stream(&peer, &[PUSH_PROTOCOL]).await?;
+                stream.write_all(msg).await?;
+                // FIN once the peer has accepted: js-libp2p can lose a
+                // message whose FIN arrives ahead of its answer.
+                stream.confirm_protocol().await?;
+                stream.close().await?;
+                Ok::<_, HostError>(())
+            };
+            match tokio::time::timeout(READ_TIMEOUT, push).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "identify push failed"),
+                Err(_) => tracing::debug!(%peer, "identify push timed out"),
             }
-        };
-        // A few at a time: one slow peer does not hold up the others.
-        futures::stream::iter(peers).for_each_concurrent(PUSH_CONCURRENCY, push_to).await;
-    });
+        }
+    };
+    // A few at a time: one slow peer does not hold up the others.
+    futures::stream::iter(peers).for_each_concurrent(PUSH_CONCURRENCY, push_to).await;
 }
 
 pub(super) fn protocols_changed(host: &Host) {
-    push_all(host);
+    host.inner.identify_push.request(host);
 }
 
 pub(super) fn addresses_changed(host: &Host) {
-    push_all(host);
+    host.inner.identify_push.request(host);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::HostConfig;
+    use crate::swarm::Swarm;
+    use libp2p_identity::Keypair;
+
+    #[tokio::test]
+    async fn a_dropped_host_is_freed() {
+        let swarm = Swarm::builder(Keypair::generate_ed25519()).build();
+        let host = Host::new(swarm, HostConfig::default());
+        let inner = Arc::downgrade(&host.inner);
+        drop(host);
+        assert!(inner.upgrade().is_none(), "something keeps the host alive");
+    }
+
+    #[tokio::test]
+    async fn the_push_task_ends_with_its_host() {
+        let swarm = Swarm::builder(Keypair::generate_ed25519()).build();
+        let host = Host::new(swarm, HostConfig::default());
+        host.set_stream_handler("/new/1.0.0", |_| async {});
+        let worker = host.inner.identify_push.worker.get().expect("a change starts the push task").clone();
+        let inner = Arc::downgrade(&host.inner);
+        drop(host);
+        for _ in 0..100 {
+            if worker.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(worker.is_finished(), "the push task outlived its host");
+        assert!(inner.upgrade().is_none(), "the push task kept its host alive");
+    }
 }

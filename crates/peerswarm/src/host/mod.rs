@@ -188,6 +188,8 @@ struct HostInner {
     /// Identify exchanges in flight, one per connection at most (see
     /// `identify::request_conn`).
     identify_runs: identify::Runs,
+    /// Sends identify pushes when our protocols or addresses change.
+    identify_push: identify::Pusher,
 }
 
 impl std::fmt::Debug for Host {
@@ -206,6 +208,7 @@ impl Host {
                 routes: RwLock::default(),
                 config,
                 identify_runs: identify::Runs::default(),
+                identify_push: identify::Pusher::default(),
             }),
         };
         let weak = Arc::downgrade(&host.inner);
@@ -227,6 +230,13 @@ impl Host {
         host
     }
 
+    /// A handle that does not keep the host alive: for stream handlers
+    /// and other tasks the host itself owns, which would otherwise keep it
+    /// (and its swarm) from ever being freed.
+    pub fn downgrade(&self) -> WeakHost {
+        WeakHost(Arc::downgrade(&self.inner))
+    }
+
     /// The swarm underneath.
     pub fn swarm(&self) -> &Swarm {
         &self.inner.swarm
@@ -244,6 +254,10 @@ impl Host {
 
     /// Serves `protocol` with `handler`, one task per inbound stream, at most
     /// the default number at once. Replaces an existing handler.
+    ///
+    /// The host owns its handlers: a handler that holds a `Host` keeps the
+    /// host, and its swarm, alive until [`Host::close`]. Give it a
+    /// [`WeakHost`] ([`Host::downgrade`]) instead.
     pub fn set_stream_handler<F, Fut>(&self, protocol: &str, handler: F)
     where
         F: Fn(Stream) -> Fut + Send + Sync + 'static,
@@ -373,9 +387,21 @@ impl Host {
         identify::request(self, peer).await
     }
 
-    /// Closes the host and its swarm.
+    /// Closes the host and its swarm. Dropping every handle frees the host
+    /// but, like a [`Swarm`], does not stop the node: close it first.
     pub async fn close(&self) {
         self.inner.swarm.close().await;
+    }
+}
+
+/// A [`Host`] that is not kept alive by this handle ([`Host::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakHost(std::sync::Weak<HostInner>);
+
+impl WeakHost {
+    /// The host, if any of its [`Host`] handles is still alive.
+    pub fn upgrade(&self) -> Option<Host> {
+        self.0.upgrade().map(|inner| Host { inner })
     }
 }
 

@@ -368,6 +368,10 @@ impl ConnectionGater for Admission {
 }
 
 /// A libp2p swarm. Cheap to clone: every clone is the same node.
+///
+/// The node runs until [`Swarm::close`]: its listeners and connections run
+/// in tasks of their own, so dropping every handle does not stop it (as a
+/// go-libp2p swarm runs until `Close`).
 #[derive(Clone)]
 pub struct Swarm {
     pub(crate) inner: Arc<Shared>,
