@@ -257,6 +257,22 @@ async fn a_burst_of_protocol_changes_leaves_peers_with_the_final_set() {
 }
 
 #[tokio::test]
+async fn dropping_every_host_handle_closes_its_connections() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let peer = a.local_peer();
+    // Identify (on connect) and a push have run: the host's own tasks and
+    // handlers must not keep it alive.
+    a.set_stream_handler("/new/1.0.0", |_| async {});
+    let store = b.swarm().peerstore().clone();
+    assert!(eventually(Duration::from_secs(5), || store.supports_any(&peer, &["/new/1.0.0"])).await);
+    drop(a);
+    assert!(
+        eventually(Duration::from_secs(5), || b.swarm().conns_to_peer(&peer).is_empty()).await,
+        "the dropped host's connection stayed open"
+    );
+}
+
+#[tokio::test]
 async fn ping_repeats_on_one_stream() {
     let (a, b) = pair(HostConfig::default()).await;
     let mut pinger = a.pinger(&b.local_peer()).await.unwrap();

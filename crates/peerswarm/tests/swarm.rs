@@ -41,6 +41,36 @@ async fn basic_dial_peer() {
 }
 
 #[tokio::test]
+async fn dropping_the_last_handle_closes_the_swarm() {
+    let (a, b) = (gen_swarm().await, gen_swarm().await);
+    divulge(&b, &a);
+    a.dial_peer(&b.local_peer()).await.unwrap();
+    let peer = a.local_peer();
+    let port = match a.listen_addresses()[0].iter().nth(1) {
+        Some(peerswarm::multiaddr::Protocol::Tcp(port)) => port,
+        other => panic!("not a TCP listen address: {other:?}"),
+    };
+    // A clone keeps the node running.
+    let clone = a.clone();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(b.conns_to_peer(&peer).len(), 1);
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok());
+    // The last one closes it: connections and listener.
+    drop(clone);
+    assert!(eventually(Duration::from_secs(5), || b.conns_to_peer(&peer).is_empty()).await);
+    let mut refused = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the dropped swarm still accepts connections");
+}
+
+#[tokio::test]
 async fn dial_with_no_listeners() {
     let a = gen_dial_only();
     let b = gen_swarm().await;

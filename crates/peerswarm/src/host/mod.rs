@@ -387,8 +387,8 @@ impl Host {
         identify::request(self, peer).await
     }
 
-    /// Closes the host and its swarm. Dropping every handle frees the host
-    /// but, like a [`Swarm`], does not stop the node: close it first.
+    /// Closes the host and its swarm. Dropping every handle closes them
+    /// too, in the background; await this to know when it is done.
     pub async fn close(&self) {
         self.inner.swarm.close().await;
     }

@@ -190,7 +190,7 @@ impl Conn {
     }
 
     fn swarm(&self) -> Option<Swarm> {
-        self.inner.swarm.upgrade().map(|inner| Swarm { inner })
+        self.inner.swarm.upgrade().map(Swarm::internal)
     }
 
     /// Opens a raw stream (no protocol negotiated: the host layer does that),

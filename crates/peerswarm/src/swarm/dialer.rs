@@ -270,7 +270,7 @@ async fn dial_addr(
 ) -> (Multiaddr, Result<Conn, SharedTransportError>) {
     let result = async {
         let shared = shared.upgrade().ok_or_else(|| TransportError::Timeout { addr: addr.clone() })?;
-        let swarm = Swarm { inner: shared };
+        let swarm = Swarm::internal(shared);
         let _permit = swarm
             .inner
             .dialer
@@ -294,7 +294,7 @@ async fn run_worker(shared: std::sync::Weak<Shared>, peer: PeerId, mut requests:
     let mut dials = JoinSet::new();
     let existing = |shared: &std::sync::Weak<Shared>| {
         let shared = shared.clone();
-        move |_force_direct: bool| shared.upgrade().and_then(|inner| Swarm { inner }.best_conn(&peer))
+        move |_force_direct: bool| shared.upgrade().and_then(|inner| Swarm::internal(inner).best_conn(&peer))
     };
     loop {
         while let Some(action) = worker.poll_action() {
@@ -321,7 +321,7 @@ async fn run_worker(shared: std::sync::Weak<Shared>, peer: PeerId, mut requests:
             request = requests.recv() => {
                 let Some(request) = request else { return };
                 let Some(inner) = shared.upgrade() else { return };
-                let swarm = Swarm { inner };
+                let swarm = Swarm::internal(inner);
                 // A connection may have appeared (inbound, or from another
                 // worker) since the caller looked: use it rather than dial.
                 if let Some(conn) = swarm.best_conn(&peer) {

@@ -314,28 +314,28 @@ impl SwarmBuilder {
         let resolver = self.resolver.unwrap_or_else(|| Arc::new(SystemResolver::new()));
         let dialer = dialer::Dialer::new(&config, resolver);
         let user_gater = self.gater;
-        Swarm {
-            inner: Arc::new_cyclic(|weak| {
-                // The endpoint's accept and secured hooks go through the
-                // swarm, which adds its connection limits to the user's gater.
-                let admission = Admission { user: user_gater.clone(), swarm: weak.clone() };
-                let endpoint = Endpoint::new(endpoint_config.with_gater(Some(Arc::new(admission))));
-                Shared {
-                    local_peer: endpoint.local_peer_id(),
-                    peerstore,
-                    endpoint,
-                    gater: user_gater,
-                    bandwidth: self.bandwidth,
-                    notifiees: Notifiees::default(),
-                    state: Mutex::new(State::default()),
-                    stream_handler: RwLock::new(None),
-                    conn_handler: RwLock::new(None),
-                    closing,
-                    dialer,
-                    config,
-                }
-            }),
-        }
+        let inner = Arc::new_cyclic(|weak| {
+            // The endpoint's accept and secured hooks go through the
+            // swarm, which adds its connection limits to the user's gater.
+            let admission = Admission { user: user_gater.clone(), swarm: weak.clone() };
+            let endpoint = Endpoint::new(endpoint_config.with_gater(Some(Arc::new(admission))));
+            Shared {
+                local_peer: endpoint.local_peer_id(),
+                peerstore,
+                endpoint,
+                gater: user_gater,
+                bandwidth: self.bandwidth,
+                notifiees: Notifiees::default(),
+                state: Mutex::new(State::default()),
+                stream_handler: RwLock::new(None),
+                conn_handler: RwLock::new(None),
+                closing,
+                dialer,
+                config,
+            }
+        });
+        let owner = Owner { shared: Arc::downgrade(&inner), runtime: tokio::runtime::Handle::current() };
+        Swarm { inner, _owner: Some(Arc::new(owner)) }
     }
 }
 
@@ -369,12 +369,33 @@ impl ConnectionGater for Admission {
 
 /// A libp2p swarm. Cheap to clone: every clone is the same node.
 ///
-/// The node runs until [`Swarm::close`]: its listeners and connections run
-/// in tasks of their own, so dropping every handle does not stop it (as a
-/// go-libp2p swarm runs until `Close`).
+/// Dropping the last handle closes the swarm (as [`Swarm::close`] does, in
+/// a task of its own): its listeners, connections and dials end. Await
+/// `close` to know when that is done.
 #[derive(Clone)]
 pub struct Swarm {
     pub(crate) inner: Arc<Shared>,
+    /// Present on the handles users hold; the swarm's own tasks (accept
+    /// loops, connection drivers, dial workers) hold handles without it, so
+    /// they do not keep the node running once its users are gone.
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Closes the swarm when the last user handle is dropped.
+struct Owner {
+    shared: std::sync::Weak<Shared>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(inner) = self.shared.upgrade() {
+            let swarm = Swarm::internal(inner);
+            if !swarm.is_closed() {
+                self.runtime.spawn(async move { swarm.close().await });
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Swarm {
@@ -428,6 +449,17 @@ impl Swarm {
             resolver: None,
             config: SwarmConfig::default(),
         }
+    }
+
+    /// A handle for the swarm's own tasks: it does not keep the node
+    /// running (see [`Swarm`]).
+    pub(crate) fn internal(inner: Arc<Shared>) -> Swarm {
+        Swarm { inner, _owner: None }
+    }
+
+    /// [`Swarm::internal`] for this swarm.
+    pub(crate) fn internal_clone(&self) -> Swarm {
+        Swarm::internal(self.inner.clone())
     }
 
     /// A swarm with default settings.
@@ -557,7 +589,7 @@ impl Swarm {
         }
         let mut listener = self.inner.endpoint.listen(addr).await.map_err(|e| SwarmError::Listen(vec![e]))?;
         let bound = listener.local_addr().clone();
-        let swarm = self.clone();
+        let swarm = self.internal_clone();
         let task_addr = bound.clone();
         {
             let mut state = self.lock();
@@ -693,7 +725,7 @@ impl Swarm {
         // The handler in place when the connection joined is the one it gets.
         let handler = self.conn_handler();
         self.inner.notifiees.emit(|n| n.connected(&conn));
-        let driver = tokio::spawn(conn::run(self.clone(), conn.clone(), handler));
+        let driver = tokio::spawn(conn::run(self.internal_clone(), conn.clone(), handler));
         let mut state = self.lock();
         state.drivers.retain(|d| !d.is_finished());
         state.drivers.push(driver);
