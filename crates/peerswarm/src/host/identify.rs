@@ -281,12 +281,22 @@ pub(super) struct Pusher {
 
 impl Pusher {
     /// Asks for a round with the current message (starting the task on
-    /// first use; it holds the host weakly and ends with it).
+    /// first use; it holds the host weakly and ends with it). Without
+    /// peers there is nobody to tell: a peer that connects later asks for
+    /// the message itself.
     fn request(&self, host: &Host) {
-        self.worker.get_or_init(|| {
-            let rounds = push_rounds(Arc::downgrade(&host.inner), self.wake.clone());
-            tokio::spawn(rounds).abort_handle()
-        });
+        if host.swarm().peers().is_empty() {
+            return;
+        }
+        if self.worker.get().is_none() {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                tracing::debug!("identify push skipped: not called from a tokio runtime");
+                return;
+            };
+            self.worker.get_or_init(|| {
+                runtime.spawn(push_rounds(Arc::downgrade(&host.inner), self.wake.clone())).abort_handle()
+            });
+        }
         self.wake.notify_one();
     }
 }
@@ -362,8 +372,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn no_push_task_without_peers() {
+        let host = Host::new(Swarm::builder(Keypair::generate_ed25519()).build(), HostConfig::default());
+        host.set_stream_handler("/new/1.0.0", |_| async {});
+        assert!(host.inner.identify_push.worker.get().is_none());
+    }
+
+    #[tokio::test]
     async fn the_push_task_ends_with_its_host() {
         let swarm = Swarm::builder(Keypair::generate_ed25519()).build();
+        let other = Swarm::builder(Keypair::generate_ed25519()).build();
+        other.listen(&["/ip4/127.0.0.1/tcp/0".parse().unwrap()]).await.unwrap();
+        let _ = swarm.peerstore().add_addrs_now(
+            other.local_peer(),
+            other.listen_addresses(),
+            Duration::from_secs(60),
+        );
+        swarm.dial_peer(&other.local_peer()).await.unwrap();
         let host = Host::new(swarm, HostConfig::default());
         host.set_stream_handler("/new/1.0.0", |_| async {});
         let worker = host.inner.identify_push.worker.get().expect("a change starts the push task").clone();
