@@ -41,8 +41,8 @@ fn node(args: &[&str]) -> Command {
     command
 }
 
-/// Collects a child's stderr, for failure messages.
-fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+/// Collects a child's stderr as it comes, for failure messages.
+pub fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     let stderr = Arc::new(Mutex::new(String::new()));
     let mut pipe = child.stderr.take().expect("stderr is piped");
     let sink = stderr.clone();

@@ -29,7 +29,7 @@ mod stream_service;
 
 pub use bins::{js_node_dir, peerswarm_bin};
 pub use echo_service::ECHO_PROTOCOL;
-pub use js_node::{js_dial, JsDial, JsListener};
+pub use js_node::{collect_stderr, js_dial, JsDial, JsListener};
 pub use perf_service::{perf_client, perf_server, PERF_PROTOCOL};
 pub use rust_node::{NodeEvent, RustNode, RustNodeConfig, RustStream, SetupError, IDENTIFY_PROTOCOL_VERSION};
 pub use rust_yamux::{Mode as YamuxMode, RustYamux, RustYamuxStream};

@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use peerswarm_interop::{
-    exercise, peerswarm_bin, perf_client, within, NodeEvent, RustNode, RustNodeConfig, ECHO_PROTOCOL,
-    IDENTIFY_PROTOCOL_VERSION, PERF_PROTOCOL, PING_PROTOCOL,
+    collect_stderr, exercise, peerswarm_bin, perf_client, within, NodeEvent, RustNode, RustNodeConfig,
+    ECHO_PROTOCOL, IDENTIFY_PROTOCOL_VERSION, PERF_PROTOCOL, PING_PROTOCOL,
 };
 use rand::RngCore;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// The limit for any one wait (a command to finish, a line, an event).
@@ -103,15 +103,7 @@ impl CliNode {
         let mut full = vec!["listen"];
         full.extend_from_slice(args);
         let mut child = peerswarm(&full).spawn().expect("spawn peerswarm listen");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("stderr is piped");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err_pipe.read(&mut buf).await {
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect_stderr(&mut child);
         let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
         let line = within(LIMIT, "the LISTEN line", lines.next_line())
             .await
