@@ -26,6 +26,10 @@ const CTRL_LIMIT: usize = 4096;
 /// How long an RTT sample is trusted before window tuning asks for another.
 const RTT_REFRESH: Duration = Duration::from_secs(10);
 
+/// How long the smallest RTT sample stands for the path's round trip (see
+/// `Session::tuning_rtt`) before a larger, newer sample replaces it.
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(30);
+
 /// How long a stream the application released after its FIN waits, silent,
 /// for the peer's FIN before it is reset and forgotten.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -196,6 +200,15 @@ struct StreamState {
     /// Whether `window_max` is counted in `Session::window_sum`.
     window_counted: bool,
     last_update: Option<Instant>,
+    /// The current burst of arrivals (frames no more than half an RTT
+    /// apart): when its first bytes came, how many came after them, and
+    /// when the last came; and the rate of the burst before it, in bytes
+    /// and nanoseconds. Window tuning takes the rate as the rate data can
+    /// arrive at (see `Session::maybe_update_window`).
+    burst_start: Instant,
+    burst_bytes: u64,
+    last_arrival: Option<Instant>,
+    previous_burst: Option<(u64, u128)>,
     readable_notified: bool,
     /// The application let go after sending FIN; the stream lingers until
     /// the remote finishes (then it is forgotten) or sends more data (then
@@ -229,6 +242,10 @@ impl StreamState {
             window_max,
             window_counted: true,
             last_update: None,
+            burst_start: now,
+            burst_bytes: 0,
+            last_arrival: None,
+            previous_burst: None,
             readable_notified: false,
             released: false,
             reset_cause: None,
@@ -236,6 +253,36 @@ impl StreamState {
             written: false,
             idle_timeout,
         }
+    }
+
+    /// Counts `len` bytes arriving at `now`; a silence of more than `gap`
+    /// starts a new burst.
+    fn note_arrival(&mut self, len: usize, now: Instant, gap: Duration) {
+        match self.last_arrival {
+            Some(last) if now.saturating_duration_since(last) <= gap => {
+                self.burst_bytes = self.burst_bytes.saturating_add(len as u64);
+            }
+            last => {
+                let span = last.map_or(0, |last| last.saturating_duration_since(self.burst_start).as_nanos());
+                if span > 0 {
+                    self.previous_burst = Some((self.burst_bytes, span));
+                }
+                // The first bytes of a burst took no measurable time to
+                // arrive: only what follows them counts towards its rate.
+                self.burst_start = now;
+                self.burst_bytes = 0;
+            }
+        }
+        self.last_arrival = Some(now);
+    }
+
+    /// The bandwidth-delay product the arrival rate implies: the current
+    /// burst's, or, if it has only just begun, the one before it's. `None`
+    /// while no burst has lasted long enough to have a rate.
+    fn arrival_bdp(&self, rtt: Duration) -> Option<u128> {
+        let span = self.last_arrival?.saturating_duration_since(self.burst_start).as_nanos();
+        let (bytes, span) = if span > 0 { (self.burst_bytes, span) } else { self.previous_burst? };
+        u128::from(bytes).saturating_mul(rtt.as_nanos()).checked_div(span)
     }
 
     /// The error reads and writes report once the stream is reset.
@@ -293,10 +340,11 @@ impl StreamState {
 /// Each stream's receive window starts at 256 KiB. Credit is returned on
 /// [`read`] (so a slow reader back-pressures the sender), with a window update
 /// once a quarter of the window has been consumed. The rate at which that
-/// quarter was consumed, times the RTT, estimates the bandwidth-delay
-/// product; when it exceeds a quarter of the window, the window — not the
-/// link — may be what limits throughput, and the window grows to twice the
-/// estimate (at least double), up to [`Config::set_max_stream_window`] and
+/// quarter was consumed, capped by the rate the stream's data has been
+/// arriving at, times the RTT, estimates the bandwidth-delay product; when
+/// it exceeds a quarter of the window, the window — not the link — may be
+/// what limits throughput, and the window grows to twice the estimate (at
+/// least double), up to [`Config::set_max_stream_window`] and
 /// within [`Config::set_connection_window_budget`] across all streams. A
 /// transfer thus opens its window within about one round trip of the first
 /// data, and a window settles between 4/3× and 4× the bandwidth-delay
@@ -308,7 +356,12 @@ impl StreamState {
 /// ahead of data, so the sample is the path RTT rather than the time the
 /// peer's application takes to write (which the alternative — timing a window
 /// update until the data it unlocks — would mix in, and which only exists
-/// while the window is already the bottleneck).
+/// while the window is already the bottleneck). Tuning takes the smallest
+/// sample of the last 30 s, since a reply still waits behind what the
+/// peer's socket buffers hold. The arrival-rate cap and the smallest sample
+/// keep a fast local link's windows near its small bandwidth-delay product
+/// (a few MiB on loopback, where a reader catching up on buffered frames
+/// and replies queued behind MiBs would otherwise grow them to the cap).
 ///
 /// [`handle_input`]: Session::handle_input
 /// [`handle_eof`]: Session::handle_eof
@@ -345,6 +398,9 @@ pub struct Session {
     last_input: Instant,
     rtt: Option<Duration>,
     rtt_measured_at: Option<Instant>,
+    /// The smallest RTT sample (seed or ping) of the last `MIN_RTT_WINDOW`,
+    /// and when it was taken.
+    min_rtt: Option<(Duration, Instant)>,
     want_rtt_ping: bool,
     ping_out: Option<(u32, Instant)>,
     next_ping_nonce: u32,
@@ -398,6 +454,7 @@ impl Session {
             last_input: now,
             rtt: None,
             rtt_measured_at: None,
+            min_rtt: None,
             ping_out: None,
             next_ping_nonce: 0,
             next_keepalive,
@@ -462,7 +519,30 @@ impl Session {
             return;
         }
         self.rtt = Some(rtt);
+        self.note_rtt_sample(rtt);
         self.want_rtt_ping = false;
+    }
+
+    /// The round trip window tuning works with: the smallest sample of the
+    /// last 30 s. A ping's answer waits behind whatever the peer already
+    /// queued in its socket buffers, so while a transfer fills them (MiBs on
+    /// a fast local link) samples measure that queue, not the path; taken
+    /// as the RTT, they would grow windows, which lets more queue up, which
+    /// inflates the next sample (BBR keeps its minimum RTT for the same
+    /// reason). A path that really slowed down is believed within 30 s.
+    fn tuning_rtt(&self) -> Option<Duration> {
+        self.min_rtt.map(|(rtt, _)| rtt)
+    }
+
+    fn note_rtt_sample(&mut self, rtt: Duration) {
+        let now = self.now;
+        let replace = match self.min_rtt {
+            None => true,
+            Some((min, at)) => rtt <= min || now.saturating_duration_since(at) > MIN_RTT_WINDOW,
+        };
+        if replace {
+            self.min_rtt = Some((rtt, now));
+        }
     }
 
     /// The peer's go-away code, if it sent one.
@@ -1168,8 +1248,10 @@ impl Session {
             if let Some((nonce, sent)) = self.ping_out {
                 if nonce == h.length {
                     self.ping_out = None;
-                    self.rtt = Some(self.now.saturating_duration_since(sent));
+                    let rtt = self.now.saturating_duration_since(sent);
+                    self.rtt = Some(rtt);
                     self.rtt_measured_at = Some(self.now);
+                    self.note_rtt_sample(rtt);
                     if let Some((interval, _)) = self.config.keepalive {
                         self.next_keepalive = Some(self.now + interval);
                     }
@@ -1252,6 +1334,7 @@ impl Session {
 
     /// Buffers a payload chunk already counted by [`Session::account`].
     fn deliver(&mut self, id: u32, chunk: Bytes) {
+        let (now, gap) = (self.now, self.tuning_rtt().map(|rtt| rtt / 2));
         let Some(s) = self.streams.get_mut(&id).filter(|s| !s.reset) else {
             // Reset or forgotten mid-frame: the chunk is dropped.
             self.unaccount(chunk.len() as u64);
@@ -1259,6 +1342,9 @@ impl Session {
         };
         // chunk.len() <= the frame length, checked against the window
         s.buffered += chunk.len() as u32;
+        if let Some(gap) = gap {
+            s.note_arrival(chunk.len(), now, gap);
+        }
         s.recv_buf.push_back(chunk);
         if !s.readable_notified {
             s.readable_notified = true;
@@ -1277,7 +1363,7 @@ impl Session {
         if self.closed.is_some() {
             return;
         }
-        let rtt = self.rtt;
+        let rtt = self.tuning_rtt();
         let pressure = self.config.buffer_budget.as_ref().is_some_and(BufferBudget::under_pressure);
         let Some(s) = self.streams.get_mut(&id) else {
             return;
@@ -1301,8 +1387,17 @@ impl Session {
         if let (Some(last), Some(rtt)) = (s.last_update, rtt) {
             let elapsed = now.saturating_duration_since(last).as_nanos();
             // Bytes the reader would consume in one RTT at the rate it just
-            // showed: a bandwidth-delay product estimate.
-            let bdp = (u128::from(credit) * rtt.as_nanos()).checked_div(elapsed).unwrap_or(u128::MAX);
+            // showed: a bandwidth-delay product estimate. A reader catching
+            // up on frames that are already here consumes at memory speed,
+            // though, which on a fast local link would grow the window to
+            // its cap (and let tens of MiB queue up and go cold in the
+            // socket buffers): the rate is capped by the rate the current
+            // burst arrives at, when it has lasted long enough to have one.
+            // A burst that lands at once has none, and the reader's rate
+            // stands, which is what opens the window within one round trip
+            // when the link delivers a whole window faster than it is read.
+            let consumed = (u128::from(credit) * rtt.as_nanos()).checked_div(elapsed).unwrap_or(u128::MAX);
+            let bdp = s.arrival_bdp(rtt).map_or(consumed, |arrived| min(consumed, arrived));
             // A reader still holding received data is the bottleneck, not
             // the window: growing would only let more pile up (on a fast
             // local link, tens of MiB that fall out of the CPU caches).

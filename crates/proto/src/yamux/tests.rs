@@ -638,6 +638,53 @@ fn window_grows_once_a_burst_is_drained() {
 }
 
 #[test]
+fn window_growth_follows_the_arrival_rate_not_a_catching_up_reader() {
+    // 16 KiB frames arrive every 100 µs (164 MB/s; with a 1 ms RTT the
+    // bandwidth-delay product is 164 KB), and the reader catches up every
+    // 800 µs in 16 KiB reads made at one instant. Those reads consume at
+    // an unbounded rate; taken as the link's, they would grow the window
+    // to its cap. The arrival rate bounds the estimate: the window settles
+    // at a few times the product. The RTT probe's answer comes back 20 ms
+    // late, as it would behind MiBs queued in socket buffers: window tuning
+    // keeps the smallest sample.
+    let t0 = Instant::now();
+    let mut c = Session::new(Role::Client, Config::default(), t0);
+    c.seed_rtt(Duration::from_millis(1));
+    let id = c.open_stream().unwrap();
+    transmit(&mut c);
+    let mut buf = vec![0u8; 16 * KIB];
+    let mut now = t0;
+    let mut sent = 0u64;
+    for i in 0..1024 {
+        now += Duration::from_micros(100);
+        let flags = if i == 0 { Flags::ACK } else { Flags::NONE };
+        let mut frame = h(Header::data(id, flags, 16 * KIB as u32));
+        frame.resize(HEADER_LEN + 16 * KIB, 1);
+        feed(&mut c, &frame, now);
+        sent += 16 * KIB as u64;
+        if i % 8 == 7 {
+            while let Ok(Some(n)) = c.read(id, &mut buf, now) {
+                assert_eq!(n, 16 * KIB);
+            }
+            let out = transmit(&mut c);
+            for frame in out.chunks(HEADER_LEN) {
+                let header = Header::decode(frame.try_into().unwrap()).unwrap();
+                if header.ty == FrameType::Ping && header.flags.contains(Flags::SYN) {
+                    now += Duration::from_millis(20);
+                    feed(&mut c, &h(Header::ping(true, header.length)), now);
+                }
+            }
+        }
+    }
+    assert_eq!(c.rtt(), Some(Duration::from_millis(20)), "the late answer was measured");
+    assert_eq!(sent, 16 * 1024 * KIB as u64);
+    assert_eq!(c.buffered(id), Some(0));
+    let window = c.receive_window(id).unwrap();
+    assert!(window > INITIAL_WINDOW, "the window never grew ({window})");
+    assert!(window <= 1024 * KIB as u32, "the window grew to {window} for a 164 KB product");
+}
+
+#[test]
 fn no_rtt_no_growth() {
     let mut c = Config::default();
     c.set_rtt_probe(false);
