@@ -319,3 +319,62 @@ async fn silent_stream_is_reset_at_the_negotiation_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(900), "reset after {:?}", started.elapsed());
     assert_eq!(request(&a, &b.local_peer(), ECHO_PROTOCOL, b"still here").await.unwrap(), b"still here");
 }
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Reads the rest of `stream` with chunk reads of at most `max`.
+async fn read_chunks_to_end(stream: &mut peerswarm::Stream, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.read_chunk(max).await.unwrap() {
+        assert!(!chunk.is_empty() && chunk.len() <= max, "chunk of {} for max {max}", chunk.len());
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Chunk reads through multistream-select: on the dialer, the listener's
+/// answer and the payload behind it arrive together and the payload comes
+/// first; on the listener, so does the request pipelined behind the
+/// proposal. A refused protocol, `close_read` and the read deadline fail
+/// them as they fail reads.
+#[tokio::test]
+async fn chunk_reads_work_through_the_negotiation_and_fail_like_reads() {
+    let (a, b) = pair(HostConfig::default()).await;
+    let reply = pattern(300_000);
+    let served = reply.clone();
+    b.set_stream_handler("/chunks/1.0.0", move |mut s| {
+        let served = served.clone();
+        async move {
+            // The request, pipelined behind the dialer's proposal.
+            let request = read_chunks_to_end(&mut s, 3).await;
+            assert_eq!(request, b"request");
+            s.write_all(&served).await.unwrap();
+            s.close().await.unwrap();
+        }
+    });
+    let peer = b.local_peer();
+    let mut stream = a.new_stream(&peer, &["/chunks/1.0.0"]).await.unwrap();
+    stream.write_all(b"request").await.unwrap();
+    stream.close_write().await.unwrap();
+    assert!(read_chunks_to_end(&mut stream, 5).await == reply, "reply differs");
+    assert!(stream.read_chunk(5).await.unwrap().is_none(), "the end repeats");
+
+    let mut refused = a.new_stream(&peer, &["/nobody/1.0.0"]).await.unwrap();
+    let err = refused.read_chunk(100).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    b.set_stream_handler("/silent/1.0.0", |mut s| async move {
+        s.write_all(b"x").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let mut silent = a.new_stream(&peer, &["/silent/1.0.0"]).await.unwrap();
+    assert_eq!(silent.read_chunk(100).await.unwrap().as_deref(), Some(&b"x"[..]));
+    silent.set_read_deadline(Some(std::time::Instant::now() + Duration::from_millis(100)));
+    let err = silent.read_chunk(100).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    silent.close_read();
+    let err = silent.read_chunk(100).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+}

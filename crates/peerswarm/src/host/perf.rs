@@ -25,11 +25,11 @@ async fn serve(mut stream: Stream, max: u64) {
         stream.reset();
         return;
     }
-    let mut buf = vec![0u8; CHUNK];
+    // The upload is only counted: take it without copying.
     loop {
-        match stream.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(_) => {}
+        match stream.read_chunk(CHUNK).await {
+            Ok(None) => break,
+            Ok(Some(_)) => {}
             Err(_) => return,
         }
     }
@@ -97,13 +97,9 @@ impl Host {
         stream.close_write().await?;
         let upload_time = upload_started.elapsed();
         let download_started = Instant::now();
-        let mut buf = vec![0u8; CHUNK];
         let mut received = 0u64;
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
+        while let Some(chunk) = stream.read_chunk(CHUNK).await? {
+            let n = chunk.len();
             received += n as u64;
             if let Some(p) = progress {
                 p.received.fetch_add(n as u64, Ordering::Relaxed);

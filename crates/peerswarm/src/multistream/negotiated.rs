@@ -1,6 +1,7 @@
 //! The stream a negotiation hands back.
 
 use super::{eof, NegotiationError, READ_BUFFER_LEN};
+use bytes::Bytes;
 use peerswarm_proto::multistream::{Dialer, ProtocolError, Status};
 use std::io;
 use std::pin::Pin;
@@ -287,6 +288,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Negotiated<S> {
+    /// What a read serves before the inner stream's data: settles a lazy
+    /// negotiation, then returns the replay's unread bytes (`Some`; the
+    /// caller consumes what it takes with [`Self::consume_replay`]), or
+    /// `None` once reads go to the inner stream. A held-back answer is sent
+    /// first when nothing is left to replay, as the next bytes may depend
+    /// on it.
+    fn poll_before_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<&[u8]>>> {
+        if let State::Pending(_) = self.state {
+            ready!(self.poll_confirm(cx))?;
+        }
+        if let State::Answering(answering) = &self.state {
+            if answering.pos == answering.replay.len() {
+                ready!(self.poll_send_answer(cx))?;
+            }
+        }
+        match &self.state {
+            State::Failed(e) => Poll::Ready(Err(Self::failure(e))),
+            State::Answering(answering) if answering.pos < answering.replay.len() => {
+                Poll::Ready(Ok(Some(&answering.replay[answering.pos..])))
+            }
+            State::Done { replay, pos } if *pos < replay.len() => Poll::Ready(Ok(Some(&replay[*pos..]))),
+            State::Done { .. } | State::Pending(_) | State::Answering(_) => Poll::Ready(Ok(None)),
+        }
+    }
+
+    fn consume_replay(&mut self, n: usize) {
+        match &mut self.state {
+            State::Answering(answering) => answering.pos += n,
+            State::Done { replay, pos } => {
+                *pos += n;
+                if *pos == replay.len() {
+                    *replay = Vec::new();
+                    *pos = 0;
+                }
+            }
+            State::Pending(_) | State::Failed(_) => {}
+        }
+    }
+}
+
+impl Negotiated<crate::yamux::Stream> {
+    /// [`yamux::Stream::poll_read_chunk`](crate::yamux::Stream::poll_read_chunk)
+    /// through the negotiation: replayed bytes come first (copied, at most
+    /// [`READ_BUFFER_LEN`]), then the stream's own chunks, uncopied.
+    pub(crate) fn poll_read_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        if let Some(replay) = ready!(self.poll_before_inner(cx))? {
+            let chunk = Bytes::copy_from_slice(&replay[..replay.len().min(max.max(1))]);
+            self.consume_replay(chunk.len());
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        self.io.poll_read_chunk(cx, max)
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -294,37 +354,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let State::Pending(_) = this.state {
-            ready!(this.poll_confirm(cx))?;
+        if let Some(replay) = ready!(this.poll_before_inner(cx))? {
+            let n = buf.remaining().min(replay.len());
+            buf.put_slice(&replay[..n]);
+            this.consume_replay(n);
+            return Poll::Ready(Ok(()));
         }
-        if let State::Answering(answering) = &mut this.state {
-            let Answering { replay, pos, .. } = &mut **answering;
-            if *pos < replay.len() {
-                let n = buf.remaining().min(replay.len() - *pos);
-                buf.put_slice(&replay[*pos..*pos + n]);
-                *pos += n;
-                return Poll::Ready(Ok(()));
-            }
-            // Nothing left to replay: the next bytes depend on the remote,
-            // which may be waiting for our answer.
-            ready!(this.poll_send_answer(cx))?;
-        }
-        match &mut this.state {
-            State::Failed(e) => Poll::Ready(Err(Self::failure(e))),
-            State::Done { replay, pos } if *pos < replay.len() => {
-                let n = buf.remaining().min(replay.len() - *pos);
-                buf.put_slice(&replay[*pos..*pos + n]);
-                *pos += n;
-                if *pos == replay.len() {
-                    *replay = Vec::new();
-                    *pos = 0;
-                }
-                Poll::Ready(Ok(()))
-            }
-            State::Done { .. } | State::Pending(_) | State::Answering(_) => {
-                Pin::new(&mut this.io).poll_read(cx, buf)
-            }
-        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 

@@ -116,6 +116,44 @@ impl Stream {
     fn reset_error() -> io::Error {
         to_io(StreamError::Reset)
     }
+
+    /// Takes the next received bytes without copying them: at most `max`
+    /// (0 counts as 1), usually a whole Noise frame's payload. `None` after
+    /// the peer's FIN. Errors as [`AsyncRead`]'s.
+    ///
+    /// The chunk shares its allocation with the frames received around it:
+    /// drop it once read, or the connection's read buffer cannot be reused.
+    pub fn poll_read_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Option<Bytes>>> {
+        if self.locally_reset {
+            return Poll::Ready(Err(Self::reset_error()));
+        }
+        let max = max.max(1);
+        // As in `poll_read`: nothing buffered, pull input in this task first.
+        let mut pulled = false;
+        loop {
+            let mut sh = self.inner.lock();
+            match sh.session.read_chunk(self.id, max, Instant::now()) {
+                Ok(Some(chunk)) if chunk.is_empty() => return Poll::Ready(Ok(None)),
+                Ok(Some(chunk)) => {
+                    let credit = sh.session.has_transmit();
+                    drop(sh);
+                    if credit {
+                        self.inner.drive();
+                    }
+                    return Poll::Ready(Ok(Some(chunk)));
+                }
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(to_io(e))),
+            }
+            if pulled {
+                sh.read_wakers.insert(self.id, cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(sh);
+            pulled = true;
+            self.inner.drive_inline();
+        }
+    }
 }
 
 impl AsyncRead for Stream {

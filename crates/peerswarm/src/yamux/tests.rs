@@ -114,6 +114,59 @@ async fn reads_of_any_size_see_every_byte_then_eof() {
     let _keep = writer.await.unwrap();
 }
 
+/// Chunk reads hand out what was received, never more than asked, in order
+/// with plain reads; the stream's window keeps opening (the transfer is
+/// larger than it); the end is `None`, repeatedly; a reset fails them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_reads_see_every_byte_then_none() {
+    let (client, server) = pair_tcp().await;
+    let data = pattern(900_000, 5);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        let mut s = client.open_stream().await.unwrap();
+        for piece in sent.chunks(50_000) {
+            s.write_all(piece).await.unwrap();
+        }
+        s.close_write().await.unwrap();
+        (client, s)
+    });
+    let mut s = server.accept_stream().await.unwrap();
+    let maxes = [1, 65_536, 10, usize::MAX, 0, 4096];
+    let mut got = Vec::new();
+    for i in 0.. {
+        if i % 7 == 3 {
+            // A plain read in between takes the next bytes.
+            let mut buf = [0u8; 1000];
+            let n = s.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            continue;
+        }
+        let max = maxes[i % maxes.len()];
+        let Some(chunk) = std::future::poll_fn(|cx| s.poll_read_chunk(cx, max)).await.unwrap() else {
+            break;
+        };
+        assert!(!chunk.is_empty() && chunk.len() <= max.max(1), "chunk of {} for max {max}", chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "bytes differ");
+    let again = std::future::poll_fn(|cx| s.poll_read_chunk(cx, 100)).await.unwrap();
+    assert!(again.is_none(), "the end repeats");
+    let _keep = writer.await.unwrap();
+
+    let (client, server) = pair_tcp().await;
+    let mut c = client.open_stream().await.unwrap();
+    c.write_all(b"before").await.unwrap();
+    let mut s = server.accept_stream().await.unwrap();
+    c.reset();
+    let err = loop {
+        match std::future::poll_fn(|cx| s.poll_read_chunk(cx, 100)).await {
+            Ok(chunk) => assert!(chunk.is_some(), "end instead of a reset"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+}
+
 /// A peer's reset arriving behind data ends reading with `ConnectionReset`,
 /// never with a clean EOF.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
