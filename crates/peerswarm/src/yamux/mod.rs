@@ -14,9 +14,10 @@
 //!
 //! Rounds run in two places. The spawned driver task runs them when the
 //! I/O, a timer or a handle wakes it. A stream's task runs them inline when
-//! it wrote at least 32 KiB, found nothing to read, or returned window
-//! credit, and the I/O lock is free (smaller writes go to the driver, which
-//! sends a reply and its FIN in one write): the bytes
+//! its write left at least 160 KiB queued, it found nothing to read, or it
+//! returned window credit, and the I/O lock is free (writes below that go
+//! to the driver, which sends a reply and its FIN in one write, and while it
+//! wakes a bulk writer queues about three frames for one `writev`): the bytes
 //! then move without a hand-off to another task and back, the hand-off
 //! that cost most of the CPU beyond the cipher in a bulk transfer. Inline
 //! rounds poll the I/O with the driver's waker, so readiness always reaches
