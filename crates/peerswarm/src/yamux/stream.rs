@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use peerswarm_proto::yamux::StreamError;
+use peerswarm_proto::yamux::{Session, StreamError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::connection::{take_waker, Inner};
@@ -129,26 +129,45 @@ impl Stream {
     /// The chunk shares its allocation with the frames received around it:
     /// drop it once read, or the connection's read buffer cannot be reused.
     pub fn poll_read_chunk(&mut self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<Option<Bytes>>> {
+        let (id, max) = (self.id, max.max(1));
+        self.poll_take(
+            cx,
+            |session, now| match session.read_chunk(id, max, now) {
+                Ok(Some(chunk)) => Some(Ok((!chunk.is_empty()).then_some(chunk))),
+                Ok(None) => None,
+                Err(e) => Some(Err(to_io(e))),
+            },
+            |taken| taken,
+        )
+    }
+
+    /// The loop both reads share. `take` looks into the session under the
+    /// lock; `Some` ends the read, and `deliver` hands it over after the
+    /// lock is released (a reader's memcpy never keeps the driver waiting),
+    /// before any window credit the take returned is sent. With nothing to
+    /// take, input is pulled in this task once (see `Inner::drive_inline`;
+    /// if the I/O is busy, its holder delivers and wakes us), then the task
+    /// waits to be woken.
+    fn poll_take<T, R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut take: impl FnMut(&mut Session, Instant) -> Option<io::Result<T>>,
+        deliver: impl FnOnce(T) -> R,
+    ) -> Poll<io::Result<R>> {
         if self.locally_reset {
             return Poll::Ready(Err(Self::reset_error()));
         }
-        let max = max.max(1);
-        // As in `poll_read`: nothing buffered, pull input in this task first.
         let mut pulled = false;
         loop {
             let mut sh = self.inner.lock();
-            match sh.session.read_chunk(self.id, max, Instant::now()) {
-                Ok(Some(chunk)) if chunk.is_empty() => return Poll::Ready(Ok(None)),
-                Ok(Some(chunk)) => {
-                    let credit = sh.session.has_transmit();
-                    drop(sh);
-                    if credit {
-                        self.inner.drive();
-                    }
-                    return Poll::Ready(Ok(Some(chunk)));
+            if let Some(taken) = take(&mut sh.session, Instant::now()) {
+                let credit = sh.session.has_transmit();
+                drop(sh);
+                let delivered = taken.map(deliver);
+                if credit {
+                    self.inner.drive();
                 }
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Err(to_io(e))),
+                return Poll::Ready(delivered);
             }
             if pulled {
                 sh.read_wakers.insert(self.id, cx.waker().clone());
@@ -163,66 +182,36 @@ impl Stream {
 
 impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.locally_reset {
-            return Poll::Ready(Err(Self::reset_error()));
-        }
-        // Nothing buffered: pull input in this task first (see
-        // `Inner::drive_inline`), then look again.
-        let mut pulled = false;
-        loop {
-            // Chunks are taken under the lock and copied after it: the
-            // driver, delivering the next frames, is not kept waiting for a
-            // reader's memcpy.
+        let (id, room) = (self.id, buf.remaining());
+        let take = |session: &mut Session, now| {
             let mut chunks: [Bytes; READ_CHUNKS] = Default::default();
             let mut taken = 0;
-            let mut end = None;
-            let mut sh = self.inner.lock();
-            let room = buf.remaining();
-            let now = Instant::now();
             for slot in chunks.iter_mut() {
                 if taken == room && room > 0 {
                     break;
                 }
-                match sh.session.read_chunk(self.id, room - taken, now) {
-                    Ok(Some(chunk)) if chunk.is_empty() => {
-                        end = Some(Ok(()));
-                        break;
-                    }
+                match session.read_chunk(id, room - taken, now) {
+                    // The end: after the data already taken, if any.
+                    Ok(Some(chunk)) if chunk.is_empty() => return Some(Ok(chunks)),
                     Ok(Some(chunk)) => {
                         taken += chunk.len();
                         *slot = chunk;
                     }
                     Ok(None) => break,
-                    // Delivered after the data already taken, if any.
-                    Err(e) => {
-                        end = Some(Err(to_io(e)));
-                        break;
-                    }
+                    // The error repeats: the next read reports it if data
+                    // was taken.
+                    Err(_) if taken > 0 => break,
+                    Err(e) => return Some(Err(to_io(e))),
                 }
             }
-            if taken > 0 {
-                let credit = sh.session.has_transmit();
-                drop(sh);
-                for chunk in chunks.iter().take_while(|c| !c.is_empty()) {
-                    buf.put_slice(chunk);
-                }
-                if credit {
-                    self.inner.drive();
-                }
-                return Poll::Ready(Ok(()));
+            (taken > 0).then_some(Ok(chunks))
+        };
+        let deliver = |chunks: [Bytes; READ_CHUNKS]| {
+            for chunk in chunks.iter().take_while(|c| !c.is_empty()) {
+                buf.put_slice(chunk);
             }
-            if let Some(end) = end {
-                return Poll::Ready(end);
-            }
-            if pulled {
-                sh.read_wakers.insert(self.id, cx.waker().clone());
-                return Poll::Pending;
-            }
-            drop(sh);
-            pulled = true;
-            // If the I/O is busy, its holder delivers and wakes us.
-            self.inner.drive_inline();
-        }
+        };
+        self.get_mut().poll_take(cx, take, deliver)
     }
 }
 
